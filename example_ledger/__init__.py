@@ -1,0 +1,1 @@
+"""A banking ledger on the framework: accounts, deposits, withdrawals, transfers."""

@@ -1,0 +1,359 @@
+"""``Application``: one store URL in; save, load, handle commands, read events."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, Self, TypeVar
+
+import attrs
+
+from framework.application.settings import AppSettings, open_log, resolve_url
+from framework.domain.aggregate import Aggregate
+from framework.domain.commands import CommandRouter
+from framework.domain.context import MessageContext, current_context, message_context
+from framework.domain.envelope import EventEnvelope
+from framework.domain.events import DomainEvent, EventRegistry
+from framework.errors import AggregateNotFoundError, ConcurrencyError
+from framework.log.config import TopicConfig
+from framework.log.ports import Log
+from framework.retry import compute_backoff
+from framework.schema.json import Decoder, JsonEventCodec
+from framework.store.event_store import EventStore
+from framework.store.events import NewEvent, StoredEvent
+from framework.store.position import Position
+
+logger = logging.getLogger("framework.application")
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+Envelope = EventEnvelope[DomainEvent]
+
+
+@attrs.frozen(kw_only=True)
+class CommandResult(Generic[R]):
+    """What handling a command did: the handler's return ``value``, the ``position``
+    of everything saved (policies' follow-up commands included), the number of
+    ``attempts`` and the events this command itself saved."""
+
+    value: R
+    position: Position
+    attempts: int
+    events: tuple[Envelope, ...]
+
+
+class Application:
+    """The entry point: opened from a store URL, it saves and loads aggregates.
+
+    ``Application("memory://")``; ``file:`` and ``postgresql://`` come with their
+    backends. Without a URL, ``FRAMEWORK_STORE_URL`` is read. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        router: CommandRouter | None = None,
+        settings: AppSettings | None = None,
+        registry: EventRegistry | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self.settings = settings or AppSettings()
+        self.url = "(log given)" if log is not None else resolve_url(url)
+        self.log = log if log is not None else open_log(self.url)
+        self.store = EventStore(
+            self.log,
+            topic=self.settings.events_topic,
+            config=TopicConfig(partitions=self.settings.partitions),
+        )
+        self.codec = JsonEventCodec(registry)
+        self.router = router or CommandRouter()
+
+    # -- writing ---------------------------------------------------------------
+
+    def save(self, *aggregates: Aggregate) -> Position:
+        """Append every aggregate's pending events, atomically per aggregate.
+
+        All events are encoded before anything is written. Returns the position of
+        what was written (a read-your-writes token). Raises ``ConcurrencyError`` if
+        an aggregate changed since it was loaded: the aggregates before it in the
+        argument list are saved, it and those after it keep their pending events.
+        """
+        position, _ = self._save(aggregates, [])
+        return position
+
+    def _save(
+        self, aggregates: Iterable[Aggregate], written: list[str]
+    ) -> tuple[Position, list[Envelope]]:
+        """Save in order; ``written`` collects the stream ids appended so far, so a
+        caller can tell whether a failure left part of the work stored."""
+        # Encode everything before taking any pending event, so that an encoding
+        # error leaves every aggregate as it was and writes nothing.
+        batches = [
+            (aggregate, pending, [self._encode(e) for e in pending])
+            for aggregate in aggregates
+            for pending in (list(aggregate.pending_events),)
+        ]
+        for aggregate, _, _ in batches:
+            aggregate.collect_events()
+        offsets: dict[int, int] = {}
+        saved: list[Envelope] = []
+        for i, (aggregate, pending, encoded) in enumerate(batches):
+            if not pending:
+                continue
+            try:
+                appended = self.store.append(
+                    aggregate.id, encoded, aggregate.version - len(pending)
+                )
+            except BaseException:
+                for later, later_pending, _ in batches[i:]:
+                    later._restore_pending(later_pending)
+                raise
+            written.append(aggregate.id)
+            offsets[appended.partition] = appended.last_offset
+            saved.extend(
+                e._replace(partition=appended.partition, offset=offset)
+                for e, offset in zip(
+                    pending,
+                    range(appended.first_offset, appended.last_offset + 1),
+                    strict=True,
+                )
+            )
+        return Position(offsets), saved
+
+    def _encode(self, envelope: Envelope) -> NewEvent:
+        return NewEvent(
+            event_id=envelope.event_id,
+            name=envelope.name,
+            version=envelope.version,
+            data=self.codec.encode(envelope.event),
+            timestamp_ms=envelope.timestamp_ms,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            headers=envelope.headers,
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    def load(self, cls: type[A], aggregate_id: str, version: int | None = None) -> A:
+        """The aggregate replayed from its events, up to ``version`` if given (time
+        travel). Raises ``AggregateNotFoundError`` (a ``LookupError``) if it has no
+        events, or fewer than ``version``; ``UnknownEventError`` if an event's class
+        is not registered."""
+        stored = self.store.read_stream(aggregate_id, to_version=version)
+        if not stored:
+            raise AggregateNotFoundError(cls.__qualname__, aggregate_id)
+        if version is not None and len(stored) < version:
+            raise AggregateNotFoundError(
+                cls.__qualname__,
+                aggregate_id,
+                f" at version {version} (it has {len(stored)} events)",
+            )
+        decoders: dict[tuple[str, int], Decoder] = {}
+        events = [self._decoder(s, decoders)(s.data) for s in stored]
+        return cls._replay(aggregate_id, events)
+
+    def _decoder(
+        self, stored: StoredEvent, cache: dict[tuple[str, int], Decoder]
+    ) -> Decoder:
+        key = (stored.name, stored.version)
+        decoder = cache.get(key)
+        if decoder is None:
+            decoder = cache[key] = self.codec.decoder(
+                stored.name,
+                stored.version,
+                where=(
+                    f"{self.store.topic}/{stored.partition} offset {stored.offset} "
+                    f"(stream {stored.stream_id!r} version {stored.stream_version})"
+                ),
+            )
+        return decoder
+
+    def _envelope(
+        self, stored: StoredEvent, cache: dict[tuple[str, int], Decoder]
+    ) -> Envelope:
+        decoder = cache.get((stored.name, stored.version))
+        if decoder is None:
+            decoder = self._decoder(stored, cache)
+        # Positional, in EventEnvelope's field order: this runs once per replayed event.
+        return EventEnvelope(
+            decoder(stored.data),
+            stored.event_id,
+            stored.stream_id,
+            stored.stream_version,
+            stored.name,
+            stored.version,
+            stored.timestamp_ms,
+            stored.correlation_id,
+            stored.causation_id,
+            stored.headers,
+            stored.partition,
+            stored.offset,
+        )
+
+    def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> list[Envelope]:
+        """A stream's events, decoded, with their metadata and positions."""
+        cache: dict[tuple[str, int], Decoder] = {}
+        return [
+            self._envelope(s, cache)
+            for s in self.store.read_stream(
+                stream_id, from_version=from_version, to_version=to_version
+            )
+        ]
+
+    def iter_events(self, partition: int, from_offset: int = 0) -> Iterator[Envelope]:
+        """Replay one partition from ``from_offset`` to its current end, decoded."""
+        cache: dict[tuple[str, int], Decoder] = {}
+        for stored in self.store.iter_partition(partition, from_offset):
+            yield self._envelope(stored, cache)
+
+    def iter_all_events(self) -> Iterator[Envelope]:
+        """Every partition in turn (order holds within a partition, not across)."""
+        for partition in range(self.store.partitions):
+            yield from self.iter_events(partition)
+
+    def end_position(self) -> Position:
+        return self.store.end_position()
+
+    # -- commands --------------------------------------------------------------
+
+    def handle(
+        self,
+        command: object,
+        *,
+        caused_by: EventEnvelope[Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandResult[Any]:
+        """Run the command's handler and save what it changed.
+
+        The handler gets a unit of work; every aggregate it loads or adds is saved
+        when it returns. On ``ConcurrencyError`` before anything was written, the
+        handler runs again on freshly loaded aggregates, up to
+        ``settings.command_retry.max_attempts`` tries with jittered backoff. Then the
+        policies reacting to the saved events run, and the commands they return are
+        handled with ``caused_by`` set to that event.
+
+        Events recorded here carry the correlation id of the conversation and, as
+        causation id, the event that caused the command (``caused_by``) or else the
+        command's own id.
+        """
+        handler = self.router.handler_for(command)
+        context = self._context_for(caused_by, correlation_id)
+        policy = self.settings.command_retry
+        attempt = 0
+        while True:
+            attempt += 1
+            work = _UnitOfWork(self, attempt)
+            with message_context(context):
+                try:
+                    value = handler(command, work)
+                    position, saved = self._save(work.aggregates, work.written)
+                except ConcurrencyError as exc:
+                    if work.written:
+                        # Running the handler again would apply its effect twice to
+                        # the aggregates already saved; only the caller can decide.
+                        exc.add_note(
+                            f"{type(command).__qualname__} was not retried because "
+                            f"{', '.join(map(repr, work.written))} had been saved; a "
+                            "command that changes one aggregate is always retried"
+                        )
+                        raise
+                    if attempt >= policy.max_attempts:
+                        exc.add_note(
+                            f"{type(command).__qualname__} gave up after "
+                            f"{attempt} tries"
+                        )
+                        raise
+                    delay = compute_backoff(attempt, policy)
+                    logger.info(
+                        "%s conflicted on try %d of %d (%s); retrying in %.1f ms",
+                        type(command).__qualname__,
+                        attempt,
+                        policy.max_attempts,
+                        exc,
+                        delay * 1000,
+                    )
+                    time.sleep(delay)
+                    continue
+            break
+        if self.router.has_policies:
+            for envelope in saved:
+                for policy_fn in self.router.policies_for(type(envelope.event)):
+                    for follow_up in _as_commands(policy_fn(envelope)):
+                        result = self.handle(follow_up, caused_by=envelope)
+                        position = position.merge(result.position)
+        return CommandResult(
+            value=value, position=position, attempts=attempt, events=tuple(saved)
+        )
+
+    def _context_for(
+        self, caused_by: EventEnvelope[Any] | None, correlation_id: str | None
+    ) -> MessageContext:
+        if caused_by is not None:
+            return MessageContext(
+                correlation_id=caused_by.correlation_id,
+                causation_id=str(caused_by.event_id),
+            )
+        parent = current_context()
+        if parent is not None and correlation_id is None:
+            return parent
+        command_id = str(uuid.uuid4())
+        return MessageContext(
+            correlation_id=correlation_id or command_id, causation_id=command_id
+        )
+
+    # -- lifetime --------------------------------------------------------------
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _as_commands(returned: object) -> Iterable[object]:
+    if returned is None:
+        return ()
+    if isinstance(returned, list | tuple):
+        return returned
+    return (returned,)
+
+
+class _UnitOfWork:
+    """One try at a command: an identity map of the aggregates it touches."""
+
+    def __init__(self, app: Application, attempt: int) -> None:
+        self._app = app
+        self._attempt = attempt
+        self._loaded: dict[tuple[type, str], Aggregate] = {}
+        self.aggregates: list[Aggregate] = []
+        self.written: list[str] = []
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    def load(self, cls: type[A], aggregate_id: str, version: int | None = None) -> A:
+        key = (cls, aggregate_id)
+        found = self._loaded.get(key)
+        if found is None or version is not None:
+            found = self._app.load(cls, aggregate_id, version)
+            if version is None:
+                self._loaded[key] = found
+                self.aggregates.append(found)
+        return found  # type: ignore[return-value]
+
+    def add(self, *aggregates: Aggregate) -> None:
+        for aggregate in aggregates:
+            key = (type(aggregate), aggregate.id)
+            if key not in self._loaded:
+                self._loaded[key] = aggregate
+                self.aggregates.append(aggregate)

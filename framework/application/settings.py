@@ -1,0 +1,70 @@
+"""Application settings, and opening a log from a store URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import attrs
+
+from framework.errors import ConfigurationError
+from framework.log.backends.memory import MemoryLog
+from framework.log.ports import Log
+from framework.retry import RetryPolicy
+
+#: Environment variable read when no store URL is given.
+STORE_URL_ENV = "FRAMEWORK_STORE_URL"
+
+
+@attrs.frozen(kw_only=True)
+class AppSettings:
+    """``partitions`` applies when the events topic is created; an existing topic
+    keeps its own count. ``command_retry`` bounds how often a command is retried on
+    ``ConcurrencyError``."""
+
+    partitions: int = 8
+    events_topic: str = "events"
+    command_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+
+def _open_memory(url: str) -> Log:
+    return MemoryLog()
+
+
+#: URL scheme -> opener. Backends with optional drivers register here lazily.
+OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory}
+
+_LATER = {
+    "file": "the segment-file store (issue 3)",
+    "postgresql": "the PostgreSQL store (issue 4)",
+    "postgres": "the PostgreSQL store (issue 4)",
+}
+
+
+def resolve_url(url: str | None) -> str:
+    if url is None:
+        url = os.environ.get(STORE_URL_ENV)
+        if not url:
+            raise ConfigurationError(
+                f"no store URL: pass one to Application(...) or set {STORE_URL_ENV} "
+                "(memory://, file:PATH or postgresql://...)"
+            )
+    return url
+
+
+def open_log(url: str) -> Log:
+    """Open the log a store URL names. Raises ``ConfigurationError`` for an unknown or
+    unavailable scheme (the message never repeats a password)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    opener = OPENERS.get(scheme)
+    if opener is not None:
+        return opener(url)
+    if scheme in _LATER:
+        raise ConfigurationError(
+            f"store URLs with {scheme}: need {_LATER[scheme]}, which this version "
+            "does not include yet; use memory:// for now"
+        )
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme or '(none)'!r}; use memory://, file:PATH or "
+        "postgresql://..."
+    )

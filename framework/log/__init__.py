@@ -1,0 +1,19 @@
+"""The partitioned log: records, topics of partitions, Kafka's partitioner, backends."""
+
+from __future__ import annotations
+
+from framework.log.config import TopicConfig
+from framework.log.partitioner import murmur2, partition_for
+from framework.log.ports import Log
+from framework.log.records import AppendResult, Headers, LogRecord, Record
+
+__all__ = [
+    "AppendResult",
+    "Headers",
+    "Log",
+    "LogRecord",
+    "Record",
+    "TopicConfig",
+    "murmur2",
+    "partition_for",
+]

@@ -1,0 +1,1 @@
+"""Log backends: ``memory`` (reference), ``segments`` (files) and ``postgres``."""

@@ -1,0 +1,175 @@
+"""The in-memory log: the reference implementation every other backend is held to."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Sequence
+
+from framework.errors import (
+    EndOffsetMismatchError,
+    OffsetOutOfRangeError,
+    TopicConfigConflictError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from framework.log.config import TopicConfig
+from framework.log.records import AppendResult, LogRecord, Record
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Partition:
+    __slots__ = ("lock", "max_timestamps", "records")
+
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+        # Running maximum of timestamps, so that seek-by-time is a binary search even
+        # when producers hand in timestamps out of order (as Kafka's time index does).
+        self.max_timestamps: list[int] = []
+        self.lock = threading.Lock()
+
+
+class MemoryLog:
+    """A ``Log`` held in process memory. Thread-safe; gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._configs: dict[str, TopicConfig] = {}
+        self._partitions: dict[str, list[_Partition]] = {}
+        self._lock = threading.Lock()
+
+    def create_topic(self, name: str, config: TopicConfig) -> None:
+        with self._lock:
+            existing = self._configs.get(name)
+            if existing is not None:
+                if existing != config:
+                    raise TopicConfigConflictError(name, existing, config)
+                return
+            self._configs[name] = config
+            self._partitions[name] = [_Partition() for _ in range(config.partitions)]
+
+    def ensure_topic(self, name: str, config: TopicConfig) -> TopicConfig:
+        with self._lock:
+            existing = self._configs.get(name)
+            if existing is None:
+                self._configs[name] = config
+                self._partitions[name] = [
+                    _Partition() for _ in range(config.partitions)
+                ]
+                return config
+        if existing.partitions != config.partitions:
+            raise TopicConfigConflictError(name, existing, config)
+        return existing
+
+    def topic_config(self, name: str) -> TopicConfig:
+        try:
+            return self._configs[name]
+        except KeyError:
+            raise UnknownTopicError(name, self._configs) from None
+
+    def topics(self) -> list[str]:
+        return sorted(self._configs)
+
+    def _partition(self, topic: str, partition: int) -> _Partition:
+        try:
+            partitions = self._partitions[topic]
+        except KeyError:
+            raise UnknownTopicError(topic, self._configs) from None
+        if not 0 <= partition < len(partitions):
+            raise UnknownPartitionError(topic, partition, len(partitions))
+        return partitions[partition]
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[Record],
+        *,
+        expected_end_offset: int | None = None,
+    ) -> AppendResult:
+        if not records:
+            raise ValueError(f"append to {topic}/{partition} needs at least one record")
+        part = self._partition(topic, partition)
+        with part.lock:
+            stored = part.records
+            base = len(stored)
+            if expected_end_offset is not None and expected_end_offset != base:
+                raise EndOffsetMismatchError(
+                    topic, partition, expected_end_offset, base
+                )
+            now = now_ms()
+            running = part.max_timestamps[-1] if part.max_timestamps else -1
+            batch = []
+            maxima = []
+            for i, record in enumerate(records):
+                ts = now if record.timestamp is None else record.timestamp
+                running = max(running, ts)
+                maxima.append(running)
+                batch.append(
+                    LogRecord(
+                        topic=topic,
+                        partition=partition,
+                        offset=base + i,
+                        timestamp=ts,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                    )
+                )
+            # One extend each keeps the batch atomic for readers: they index by length.
+            stored.extend(batch)
+            part.max_timestamps.extend(maxima)
+        return AppendResult(
+            topic=topic,
+            partition=partition,
+            base_offset=base,
+            last_offset=base + len(batch) - 1,
+            timestamp=batch[-1].timestamp,
+        )
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> list[LogRecord]:
+        stored = self._partition(topic, partition).records
+        end = len(stored)
+        if not 0 <= offset <= end:
+            raise OffsetOutOfRangeError(topic, partition, offset, 0, end)
+        return stored[offset : min(end, offset + max_records)]
+
+    def read_at(
+        self, topic: str, partition: int, offsets: Sequence[int]
+    ) -> list[LogRecord]:
+        stored = self._partition(topic, partition).records
+        end = len(stored)
+        out = []
+        for offset in offsets:
+            if not 0 <= offset < end:
+                raise OffsetOutOfRangeError(topic, partition, offset, 0, end)
+            out.append(stored[offset])
+        return out
+
+    def start_offset(self, topic: str, partition: int) -> int:
+        self._partition(topic, partition)
+        return 0
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        return len(self._partition(topic, partition).records)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        config = self.topic_config(topic)
+        return {p: self.end_offset(topic, p) for p in range(config.partitions)}
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        part = self._partition(topic, partition)
+        with part.lock:
+            maxima = part.max_timestamps
+            first = bisect.bisect_left(maxima, timestamp)
+            if first == len(maxima):
+                return None
+            return first
+
+    def close(self) -> None:
+        """Nothing to release; the data stays readable until the object is dropped."""

@@ -1,0 +1,208 @@
+"""The event store: streams of versioned events over any partitioned ``Log``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+from framework.errors import ConcurrencyError, EndOffsetMismatchError
+from framework.log.config import TopicConfig
+from framework.log.partitioner import partition_for
+from framework.log.ports import Log
+from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.index import PartitionIndex
+from framework.store.position import Position
+from framework.store.records import event_id_of, to_record, to_stored
+
+logger = logging.getLogger("framework.store")
+
+#: The topic that holds every aggregate's events.
+EVENTS_TOPIC = "events"
+
+
+class EventStore:
+    """Append and read streams; a stream lives in the partition its id hashes to.
+
+    Thread-safe. Across processes it stays correct because every append is
+    conditional on the partition's end offset: a writer that lost a race catches up
+    with the log and checks its expected version again.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        *,
+        topic: str = EVENTS_TOPIC,
+        config: TopicConfig | None = None,
+    ) -> None:
+        self.log = log
+        self.topic = topic
+        self.config = log.ensure_topic(topic, config or TopicConfig(partitions=8))
+        self.partitions = self.config.partitions
+        self._indexes = [PartitionIndex(topic, p) for p in range(self.partitions)]
+
+    def partition_of(self, stream_id: str) -> int:
+        return partition_for(stream_id, self.partitions)
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+    ) -> Appended:
+        """Append ``events`` as versions ``expected_version + 1 ...``, atomically.
+
+        ``expected_version`` is the version the caller last saw (0: the stream must
+        not exist yet); ``None`` appends whatever the version is. Raises
+        ``ConcurrencyError`` if the stream is elsewhere, writing nothing.
+
+        If the same event ids are already stored at those versions (a retried
+        append), nothing is written and the original positions come back with
+        ``already_stored=True``. With ``expected_version=None`` a retry is recognised
+        only while the events are still the last ones of the stream.
+        """
+        if not isinstance(stream_id, str) or not stream_id:
+            raise ValueError(f"a stream id must be a non-empty str, got {stream_id!r}")
+        if not events:
+            raise ValueError(f"append to stream {stream_id!r} needs at least one event")
+        if expected_version is not None and expected_version < 0:
+            raise ValueError(
+                f"expected_version must be None or >= 0, got {expected_version}"
+            )
+        partition = self.partition_of(stream_id)
+        index = self._indexes[partition]
+        key = stream_id.encode()
+        while True:
+            with index.lock:
+                index.catch_up(self.log)
+                actual = index.version(stream_id)
+                if expected_version is not None and actual != expected_version:
+                    return self._retried_or_conflict(
+                        index, stream_id, events, expected_version, actual
+                    )
+                if expected_version is None and actual >= len(events):
+                    found = self._already_stored(index, stream_id, events, actual)
+                    if found is not None:
+                        return found
+                end = index.next_offset
+            records = [to_record(key, actual + i + 1, e) for i, e in enumerate(events)]
+            try:
+                result = self.log.append(
+                    self.topic, partition, records, expected_end_offset=end
+                )
+            except EndOffsetMismatchError:
+                # Another writer got in first; catch up and decide again.
+                continue
+            with index.lock:
+                if index.next_offset == result.base_offset:
+                    for i in range(len(events)):
+                        index.add(stream_id, actual + i + 1, result.base_offset + i)
+                    index.next_offset = result.last_offset + 1
+            return Appended(
+                stream_id=stream_id,
+                partition=partition,
+                first_offset=result.base_offset,
+                last_offset=result.last_offset,
+                first_version=actual + 1,
+                last_version=actual + len(events),
+            )
+
+    def _retried_or_conflict(
+        self,
+        index: PartitionIndex,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: int,
+        actual: int,
+    ) -> Appended:
+        if actual >= expected + len(events):
+            found = self._already_stored(
+                index, stream_id, events, expected + len(events)
+            )
+            if found is not None:
+                return found
+        raise ConcurrencyError(stream_id, expected, actual)
+
+    def _already_stored(
+        self,
+        index: PartitionIndex,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        last_version: int,
+    ) -> Appended | None:
+        """The earlier append of these very events up to ``last_version``, if any."""
+        first_version = last_version - len(events) + 1
+        offsets = index.streams[stream_id][first_version - 1 : last_version]
+        stored = self.log.read_at(self.topic, index.partition, offsets)
+        if [event_id_of(r) for r in stored] != [e.event_id for e in events]:
+            return None
+        logger.debug(
+            "append to %r: versions %d..%d already stored, nothing written",
+            stream_id,
+            first_version,
+            last_version,
+        )
+        return Appended(
+            stream_id=stream_id,
+            partition=index.partition,
+            first_offset=offsets[0],
+            last_offset=offsets[-1],
+            first_version=first_version,
+            last_version=last_version,
+            already_stored=True,
+        )
+
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: 0 if it has no events."""
+        index = self._indexes[self.partition_of(stream_id)]
+        with index.lock:
+            index.catch_up(self.log)
+            return index.version(stream_id)
+
+    def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        """The stream's events with versions ``from_version..to_version``, in order.
+
+        Costs O(events returned): only the stream's own offsets are read.
+        """
+        if from_version < 1:
+            raise ValueError(f"from_version counts from 1, got {from_version}")
+        partition = self.partition_of(stream_id)
+        index = self._indexes[partition]
+        with index.lock:
+            index.catch_up(self.log)
+            all_offsets = index.streams.get(stream_id)
+            if all_offsets is None:
+                return []
+            offsets = all_offsets[from_version - 1 : to_version]
+        records = self.log.read_at(self.topic, partition, offsets)
+        return [to_stored(r) for r in records]
+
+    def read_partition(
+        self, partition: int, from_offset: int = 0, max_events: int = 1000
+    ) -> list[StoredEvent]:
+        """Events of one partition from ``from_offset``, in offset order."""
+        records = self.log.read(self.topic, partition, from_offset, max_events)
+        return [to_stored(r) for r in records]
+
+    def iter_partition(
+        self, partition: int, from_offset: int = 0, chunk: int = 5000
+    ) -> Iterator[StoredEvent]:
+        """Every event of a partition from ``from_offset`` up to its end at the time."""
+        offset = from_offset
+        while True:
+            records = self.log.read(self.topic, partition, offset, chunk)
+            if not records:
+                return
+            for record in records:
+                yield to_stored(record)
+            offset = records[-1].offset + 1
+
+    def end_position(self) -> Position:
+        """The last offset of every non-empty partition."""
+        ends = self.log.end_offsets(self.topic)
+        return Position({p: end - 1 for p, end in ends.items() if end > 0})
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,66 @@
+"""Events as the store sees them: bytes and metadata, never domain objects."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import attrs
+
+from framework.store.position import Position
+
+_EMPTY: Mapping[str, str] = {}
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class NewEvent:
+    """An encoded event to append. The store assigns its stream version and offset."""
+
+    event_id: uuid.UUID
+    name: str
+    version: int
+    data: bytes
+    timestamp_ms: int
+    correlation_id: str
+    causation_id: str
+    headers: Mapping[str, str] = _EMPTY
+
+
+class StoredEvent(NamedTuple):
+    """An event as stored, at ``offset`` in ``partition`` of the events topic.
+
+    A named tuple for the speed of replay (see ``LogRecord``).
+    """
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    name: str
+    version: int
+    data: bytes
+    timestamp_ms: int
+    correlation_id: str
+    causation_id: str
+    headers: Mapping[str, str]
+    partition: int
+    offset: int
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Appended:
+    """The outcome of one stream append: versions ``first..last_version`` stored at
+    offsets ``first..last_offset``. ``already_stored`` is true when the events were
+    found stored by an earlier try, so this call wrote nothing."""
+
+    stream_id: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    first_version: int
+    last_version: int
+    already_stored: bool = False
+
+    @property
+    def position(self) -> Position:
+        return Position({self.partition: self.last_offset})

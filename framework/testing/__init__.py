@@ -1,0 +1,1 @@
+"""Contract suites for every port, and helpers for testing applications built on us."""

@@ -1,0 +1,233 @@
+"""The contract every event store passes, on every log backend.
+
+A subclass provides ``make_store``: a callable returning an ``EventStore`` over the
+same storage each time (a second call acts as a second process would).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from framework.errors import ConcurrencyError
+from framework.log.partitioner import partition_for
+from framework.store.event_store import EventStore
+from framework.store.events import NewEvent
+from framework.store.position import Position
+
+MakeStore = Callable[[], EventStore]
+
+
+def new_event(name: str = "test.Happened", **headers: str) -> NewEvent:
+    event_id = uuid.uuid4()
+    return NewEvent(
+        event_id=event_id,
+        name=name,
+        version=1,
+        data=b'{"n":1}',
+        timestamp_ms=1_700_000_000_000,
+        correlation_id="corr-1",
+        causation_id=str(event_id),
+        headers=headers,
+    )
+
+
+class EventStoreContract:
+    """Behaviour users rely on from the event store."""
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore) -> EventStore:
+        return make_store()
+
+    def test_a_stream_reads_back_in_version_order_with_its_metadata(
+        self, store: EventStore
+    ) -> None:
+        first = new_event("a.Opened", channel="web")
+        second = new_event("a.Changed")
+        store.append("s-1", [first], expected_version=0)
+        store.append("s-1", [second], expected_version=1)
+        events = store.read_stream("s-1")
+        assert [e.stream_version for e in events] == [1, 2]
+        assert [e.event_id for e in events] == [first.event_id, second.event_id]
+        got = events[0]
+        assert (got.name, got.version, got.data) == ("a.Opened", 1, b'{"n":1}')
+        assert (got.correlation_id, got.causation_id) == ("corr-1", str(first.event_id))
+        assert got.headers == {"channel": "web"}
+        assert got.timestamp_ms == 1_700_000_000_000
+        assert got.stream_id == "s-1"
+
+    def test_a_stream_lives_in_the_partition_its_id_hashes_to(
+        self, store: EventStore
+    ) -> None:
+        for n in range(20):
+            stream = f"stream-{n}"
+            appended = store.append(stream, [new_event()], expected_version=0)
+            assert appended.partition == partition_for(stream, store.partitions)
+            assert store.read_stream(stream)[0].partition == appended.partition
+
+    def test_a_wrong_expected_version_raises_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [new_event(), new_event()], expected_version=0)
+        before = store.end_position()
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("s", [new_event()], expected_version=1)
+        error = info.value
+        assert (error.stream_id, error.expected_version, error.actual_version) == (
+            "s",
+            1,
+            2,
+        )
+        assert "'s'" in str(error)
+        assert error.retriable
+        assert store.end_position() == before
+        assert store.stream_version("s") == 2
+
+    def test_expected_version_zero_means_the_stream_must_not_exist(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [new_event()], expected_version=0)
+        with pytest.raises(ConcurrencyError):
+            store.append("s", [new_event()], expected_version=0)
+
+    def test_expected_version_none_appends_at_any_version(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [new_event()], expected_version=None)
+        appended = store.append("s", [new_event()], expected_version=None)
+        assert (appended.first_version, appended.last_version) == (2, 2)
+
+    def test_a_multi_event_append_is_one_contiguous_batch(
+        self, store: EventStore
+    ) -> None:
+        appended = store.append("s", [new_event() for _ in range(5)], 0)
+        assert appended.last_offset - appended.first_offset == 4
+        assert (appended.first_version, appended.last_version) == (1, 5)
+        assert appended.position == Position({appended.partition: appended.last_offset})
+
+    def test_reappending_stored_event_ids_is_a_no_op_returning_the_original(
+        self, store: EventStore
+    ) -> None:
+        events = [new_event(), new_event()]
+        original = store.append("s", events, expected_version=0)
+        store.append("s", [new_event()], expected_version=2)
+        before = store.end_position()
+        again = store.append("s", events, expected_version=0)
+        assert again.already_stored
+        assert (again.first_offset, again.last_offset) == (
+            original.first_offset,
+            original.last_offset,
+        )
+        assert (again.first_version, again.last_version) == (1, 2)
+        assert store.end_position() == before
+        assert store.stream_version("s") == 3
+
+    def test_reappending_at_the_tail_without_expected_version_is_a_no_op(
+        self, store: EventStore
+    ) -> None:
+        events = [new_event()]
+        original = store.append("s", events, expected_version=None)
+        again = store.append("s", events, expected_version=None)
+        assert again.already_stored
+        assert again.first_offset == original.first_offset
+        assert store.stream_version("s") == 1
+
+    def test_other_event_ids_at_those_versions_are_a_conflict(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [new_event()], expected_version=0)
+        with pytest.raises(ConcurrencyError):
+            store.append("s", [new_event()], expected_version=0)
+
+    def test_read_stream_by_version_range(self, store: EventStore) -> None:
+        store.append("s", [new_event() for _ in range(6)], expected_version=0)
+        assert [e.stream_version for e in store.read_stream("s", from_version=3)] == [
+            3,
+            4,
+            5,
+            6,
+        ]
+        assert [e.stream_version for e in store.read_stream("s", to_version=2)] == [
+            1,
+            2,
+        ]
+        assert store.read_stream("missing") == []
+        assert store.stream_version("missing") == 0
+
+    def test_a_partition_reads_in_offset_order_across_streams(
+        self, store: EventStore
+    ) -> None:
+        streams = [f"s{n}" for n in range(30)]
+        for round_ in range(2):
+            for stream in streams:
+                store.append(stream, [new_event()], expected_version=round_)
+        for partition in range(store.partitions):
+            events = list(store.iter_partition(partition))
+            assert [e.offset for e in events] == list(range(len(events)))
+            seen: dict[str, int] = {}
+            for e in events:
+                assert e.stream_version == seen.get(e.stream_id, 0) + 1
+                seen[e.stream_id] = e.stream_version
+
+    def test_end_position_covers_every_append(self, store: EventStore) -> None:
+        position = Position()
+        for n in range(10):
+            appended = store.append(f"s{n}", [new_event()], expected_version=0)
+            position = position.merge(appended.position)
+        assert store.end_position().covers(position)
+        assert store.end_position() == position
+
+    def test_bad_arguments_are_refused_clearly(self, store: EventStore) -> None:
+        with pytest.raises(ValueError, match="stream id"):
+            store.append("", [new_event()], expected_version=0)
+        with pytest.raises(ValueError, match="at least one event"):
+            store.append("s", [], expected_version=0)
+        with pytest.raises(ValueError, match="expected_version"):
+            store.append("s", [new_event()], expected_version=-1)
+
+    def test_a_second_store_on_the_same_log_sees_writes_and_conflicts(
+        self, make_store: MakeStore
+    ) -> None:
+        one, two = make_store(), make_store()
+        one.append("s", [new_event()], expected_version=0)
+        assert two.stream_version("s") == 1
+        two.append("s", [new_event()], expected_version=1)
+        with pytest.raises(ConcurrencyError) as info:
+            one.append("s", [new_event()], expected_version=1)
+        assert info.value.actual_version == 2
+        assert [e.stream_version for e in one.read_stream("s")] == [1, 2]
+
+    def test_racing_writers_of_one_stream_never_share_a_version(
+        self, make_store: MakeStore
+    ) -> None:
+        stores = [make_store(), make_store()]
+        wins: list[int] = []
+        conflicts: list[int] = []
+        lock = threading.Lock()
+
+        def writer(store: EventStore) -> None:
+            for _ in range(50):
+                version = store.stream_version("hot")
+                try:
+                    store.append("hot", [new_event()], expected_version=version)
+                except ConcurrencyError:
+                    with lock:
+                        conflicts.append(version)
+                else:
+                    with lock:
+                        wins.append(version + 1)
+
+        threads = [
+            threading.Thread(target=writer, args=(stores[i % 2],)) for i in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = stores[0].read_stream("hot")
+        assert sorted(wins) == [e.stream_version for e in stored]
+        assert [e.stream_version for e in stored] == list(range(1, len(stored) + 1))
+        assert len(wins) + len(conflicts) == 200

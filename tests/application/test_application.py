@@ -1,0 +1,337 @@
+"""The application: save and load, time travel, commands with retries, policies."""
+
+from __future__ import annotations
+
+import uuid
+
+import attrs
+import pytest
+
+from example_ledger.commands import Deposit, OpenAccount, Transfer, Withdraw, router
+from example_ledger.domain import (
+    Account,
+    FundsDeposited,
+    InsufficientFundsError,
+)
+from framework import (
+    AggregateNotFoundError,
+    Application,
+    AppSettings,
+    CommandRouter,
+    ConcurrencyError,
+    ConfigurationError,
+    Position,
+    RetryPolicy,
+    UnitOfWork,
+    UnknownEventError,
+    UnserializableEventError,
+)
+from framework.errors import CommandError
+from framework.store.events import NewEvent
+
+
+@pytest.fixture
+def app() -> Application:
+    return Application("memory://", router=router)
+
+
+def test_saved_aggregates_load_back_with_their_state_and_version(
+    app: Application,
+) -> None:
+    account = Account.open("alice")
+    account.deposit(100)
+    position = app.save(account)
+    loaded = app.load(Account, account.id)
+    assert (loaded.owner, loaded.balance, loaded.version) == ("alice", 100, 2)
+    partition = app.store.partition_of(account.id)
+    assert position == Position({partition: 1})
+    assert account.pending_events == ()
+
+
+def test_load_at_a_version_travels_back_in_time(app: Application) -> None:
+    account = Account.open("alice")
+    for amount in (10, 20, 30):
+        account.deposit(amount)
+    app.save(account)
+    assert app.load(Account, account.id, version=2).balance == 10
+    assert app.load(Account, account.id, version=3).balance == 30
+    with pytest.raises(AggregateNotFoundError, match=r"at version 9 .it has 4"):
+        app.load(Account, account.id, version=9)
+
+
+def test_loading_an_unknown_id_raises_a_lookup_error(app: Application) -> None:
+    with pytest.raises(AggregateNotFoundError, match="'nope' was not found") as info:
+        app.load(Account, "nope")
+    assert isinstance(info.value, LookupError)
+
+
+def test_saving_a_stale_copy_raises_and_keeps_its_pending_events(
+    app: Application,
+) -> None:
+    account = Account.open("alice")
+    app.save(account)
+    mine, theirs = app.load(Account, account.id), app.load(Account, account.id)
+    theirs.deposit(5)
+    app.save(theirs)
+    mine.deposit(7)
+    with pytest.raises(ConcurrencyError) as info:
+        app.save(mine)
+    assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+    assert len(mine.pending_events) == 1
+    assert app.load(Account, account.id).balance == 5
+
+
+def test_save_of_several_aggregates_returns_one_position_covering_all(
+    app: Application,
+) -> None:
+    accounts = [Account.open(f"owner{n}") for n in range(12)]
+    position = app.save(*accounts)
+    for account in accounts:
+        stored = app.read_stream(account.id)[-1]
+        assert stored.partition is not None
+        assert stored.offset is not None
+        assert position.covers({stored.partition: stored.offset})
+    assert app.end_position() == position
+
+
+def test_an_unencodable_payload_writes_nothing_for_any_aggregate(
+    app: Application,
+) -> None:
+    account = Account.open("alice")
+    with pytest.raises(UnserializableEventError, match=r"amount: expected int"):
+        account.record(FundsDeposited(amount="lots"))  # type: ignore[arg-type]
+    other = Account.open("bob")
+    app.save(other, account)
+    assert app.load(Account, account.id).version == 1
+
+
+def test_save_encodes_every_aggregate_before_writing_any(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = Account.open("first"), Account.open("second")
+    second.deposit(5)
+    real_encode = app.codec.encode
+
+    def encode(event: object) -> bytes:
+        if isinstance(event, FundsDeposited):
+            raise UnserializableEventError("cannot encode this one")
+        return real_encode(event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.codec, "encode", encode)
+    with pytest.raises(UnserializableEventError):
+        app.save(first, second)
+    assert app.end_position() == Position()
+    assert len(first.pending_events) == 1
+    assert len(second.pending_events) == 2
+
+
+def test_an_unknown_stored_event_names_its_position_and_the_registered_names(
+    app: Application,
+) -> None:
+    account = Account.open("alice")
+    app.save(account)
+    event_id = uuid.uuid4()
+    app.store.append(
+        account.id,
+        [
+            NewEvent(
+                event_id=event_id,
+                name="ledger.Frozen",
+                version=1,
+                data=b"{}",
+                timestamp_ms=0,
+                correlation_id=str(event_id),
+                causation_id=str(event_id),
+            )
+        ],
+        expected_version=1,
+    )
+    with pytest.raises(UnknownEventError) as info:
+        app.load(Account, account.id)
+    message = str(info.value)
+    partition = app.store.partition_of(account.id)
+    assert "'ledger.Frozen' version 1" in message
+    assert f"events/{partition} offset" in message
+    assert "version 2)" in message
+    assert "ledger.FundsDeposited v1" in message
+
+
+def test_handle_runs_the_handler_and_saves_what_it_changed(app: Application) -> None:
+    opened = app.handle(OpenAccount("alice"))
+    account_id = opened.value
+    deposited = app.handle(Deposit(account_id, 250))
+    assert deposited.value == 250
+    assert deposited.attempts == 1
+    assert [e.name for e in deposited.events] == ["ledger.FundsDeposited"]
+    assert app.load(Account, account_id).balance == 250
+    assert app.end_position().covers(deposited.position)
+
+
+def test_a_domain_error_in_a_handler_records_nothing(app: Application) -> None:
+    account_id = app.handle(OpenAccount("alice")).value
+    with pytest.raises(InsufficientFundsError, match="holds 0 cents"):
+        app.handle(Withdraw(account_id, 10))
+    assert app.load(Account, account_id).version == 1
+
+
+def test_a_command_without_a_handler_is_a_clear_error(app: Application) -> None:
+    with pytest.raises(CommandError, match="no handler is registered for str"):
+        app.handle("hello")
+
+
+@attrs.frozen
+class Contended:
+    account_id: str
+    conflicts: int
+
+
+def test_a_conflicting_command_is_retried_on_a_fresh_load() -> None:
+    local = CommandRouter()
+    local.include(router)
+    app = Application("memory://", router=local)
+    seen_balances: list[int] = []
+
+    @local.handles(Contended)
+    def contended(command: Contended, uow: UnitOfWork) -> int:
+        account = uow.load(Account, command.account_id)
+        seen_balances.append(account.balance)
+        account.deposit(10)
+        if uow.attempt <= command.conflicts:
+            app.handle(Deposit(command.account_id, 1))
+        return account.balance
+
+    account_id = app.handle(OpenAccount("alice")).value
+    result = app.handle(Contended(account_id, conflicts=2))
+    assert result.attempts == 3
+    assert seen_balances == [0, 1, 2]
+    assert app.load(Account, account_id).balance == 12
+
+
+def test_retries_are_bounded_by_the_policy() -> None:
+    local = CommandRouter()
+    local.include(router)
+    settings = AppSettings(command_retry=RetryPolicy(max_attempts=3, jitter=False))
+    app = Application("memory://", router=local, settings=settings)
+    tries: list[int] = []
+
+    @local.handles(Contended)
+    def contended(command: Contended, uow: UnitOfWork) -> None:
+        tries.append(uow.attempt)
+        account = uow.load(Account, command.account_id)
+        account.deposit(10)
+        app.handle(Deposit(command.account_id, 1))
+
+    account_id = app.handle(OpenAccount("alice")).value
+    with pytest.raises(ConcurrencyError) as info:
+        app.handle(Contended(account_id, conflicts=99))
+    assert tries == [1, 2, 3]
+    assert "gave up after 3 tries" in "".join(info.value.__notes__)
+
+
+@attrs.frozen
+class PayBoth:
+    first: str
+    second: str
+
+
+def test_a_command_is_not_retried_once_part_of_it_was_written() -> None:
+    local = CommandRouter()
+    local.include(router)
+    app = Application("memory://", router=local)
+    tries: list[int] = []
+
+    @local.handles(PayBoth)
+    def pay_both(command: PayBoth, uow: UnitOfWork) -> None:
+        tries.append(uow.attempt)
+        first = uow.load(Account, command.first)
+        second = uow.load(Account, command.second)
+        first.deposit(1)
+        second.deposit(1)
+        app.handle(Deposit(command.second, 5))  # makes `second` stale
+
+    one = app.handle(OpenAccount("one")).value
+    two = app.handle(OpenAccount("two")).value
+    with pytest.raises(ConcurrencyError) as info:
+        app.handle(PayBoth(one, two))
+    assert tries == [1]
+    assert "was not retried" in "".join(info.value.__notes__)
+    assert app.load(Account, one).balance == 1
+
+
+def test_a_policy_command_carries_the_causing_event_as_causation(
+    app: Application,
+) -> None:
+    alice = app.handle(OpenAccount("alice")).value
+    bob = app.handle(OpenAccount("bob")).value
+    app.handle(Deposit(alice, 100))
+    result = app.handle(Transfer(alice, bob, 40), correlation_id="request-42")
+    sent = result.events[0]
+    received = app.read_stream(bob)[-1]
+    assert received.name == "ledger.TransferReceived"
+    assert received.causation_id == str(sent.event_id)
+    assert received.correlation_id == sent.correlation_id == "request-42"
+    assert sent.causation_id != str(sent.event_id)
+    assert result.position.covers(
+        {received.partition: received.offset}  # type: ignore[dict-item]
+    )
+    assert app.load(Account, alice).balance == 60
+    assert app.load(Account, bob).balance == 40
+
+
+def test_iter_all_events_replays_everything_decoded(app: Application) -> None:
+    ids = [app.handle(OpenAccount(f"o{n}")).value for n in range(5)]
+    for account_id in ids:
+        app.handle(Deposit(account_id, 3))
+    events = list(app.iter_all_events())
+    assert len(events) == 10
+    assert sum(e.event.amount for e in events if isinstance(e.event, FundsDeposited))
+    for partition in range(app.store.partitions):
+        offsets = [e.offset for e in app.iter_events(partition)]
+        assert offsets == sorted(offsets)
+
+
+def test_store_urls_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRAMEWORK_STORE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="FRAMEWORK_STORE_URL"):
+        Application()
+    with pytest.raises(ConfigurationError, match="unknown store URL scheme 'redis'"):
+        Application("redis://localhost")
+    monkeypatch.setenv("FRAMEWORK_STORE_URL", "memory://")
+    with Application() as app:
+        assert app.store.partitions == 8
+
+
+def test_a_password_in_a_url_never_reaches_an_error_message() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Application("mysql://user:s3cret@host/db")
+    assert "s3cret" not in str(info.value)
+
+
+def test_events_declared_in_a_function_with_local_types_save_and_load() -> None:
+    from framework import Aggregate, DomainEvent, event, when
+    from framework.domain.events import EventRegistry
+
+    local_registry = EventRegistry()
+
+    @attrs.frozen
+    class Point:
+        x: int
+        y: int
+
+    @event("local.Moved", registry=local_registry)
+    class Moved(DomainEvent):
+        to: Point
+        trail: list[Point]
+
+    class Piece(Aggregate):
+        at: Point = Point(0, 0)
+
+        @when(Moved)
+        def _moved(self, e: Moved) -> None:
+            self.at = e.to
+
+    app = Application("memory://", registry=local_registry)
+    piece = Piece()
+    piece.record(Moved(to=Point(1, 2), trail=[Point(0, 0)]))
+    app.save(piece)
+    assert app.load(Piece, piece.id).at == Point(1, 2)
