@@ -10,7 +10,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-from framework.application.settings import AppSettings, open_log, resolve_url
+from framework.application.settings import AppSettings, open_store, resolve_url
 from framework.domain.aggregate import Aggregate
 from framework.domain.commands import CommandRouter
 from framework.domain.context import MessageContext, current_context, message_context
@@ -21,8 +21,9 @@ from framework.log.config import TopicConfig
 from framework.log.ports import Log
 from framework.retry import compute_backoff
 from framework.schema.json import Decoder, JsonEventCodec
-from framework.store.event_store import EventStore
-from framework.store.events import NewEvent, StoredEvent
+from framework.store.event_store import LogEventStore
+from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.ports import EventStore, StreamAppend
 from framework.store.position import Position
 
 logger = logging.getLogger("framework.application")
@@ -60,15 +61,20 @@ class Application:
         settings: AppSettings | None = None,
         registry: EventRegistry | None = None,
         log: Log | None = None,
+        store: EventStore | None = None,
     ) -> None:
+        """Open the store ``url`` names, or use a given ``log`` or ``store``."""
         self.settings = settings or AppSettings()
-        self.url = "(log given)" if log is not None else resolve_url(url)
-        self.log = log if log is not None else open_log(self.url)
-        self.store = EventStore(
-            self.log,
-            topic=self.settings.events_topic,
-            config=TopicConfig(partitions=self.settings.partitions),
-        )
+        if store is not None:
+            self.store = store
+        elif log is not None:
+            self.store = LogEventStore(
+                log,
+                topic=self.settings.events_topic,
+                config=TopicConfig(partitions=self.settings.partitions),
+            )
+        else:
+            self.store = open_store(resolve_url(url), self.settings)
         self.codec = JsonEventCodec(registry)
         self.router = router or CommandRouter()
 
@@ -101,18 +107,35 @@ class Application:
             aggregate.collect_events()
         offsets: dict[int, int] = {}
         saved: list[Envelope] = []
-        for i, (aggregate, pending, encoded) in enumerate(batches):
-            if not pending:
-                continue
-            try:
-                appended = self.store.append(
-                    aggregate.id, encoded, aggregate.version - len(pending)
-                )
-            except BaseException:
-                for later, later_pending, _ in batches[i:]:
-                    later._restore_pending(later_pending)
-                raise
-            written.append(aggregate.id)
+        todo = [(a, pending, encoded) for a, pending, encoded in batches if pending]
+        appends = [
+            StreamAppend(
+                stream_id=aggregate.id,
+                events=encoded,
+                expected_version=aggregate.version - len(pending),
+            )
+            for aggregate, pending, encoded in todo
+        ]
+        results: list[Appended] = []
+        try:
+            if self.store.atomic_multi_stream:
+                results = self.store.append_streams(appends)
+            else:
+                # One stream at a time, so that a failure tells exactly which
+                # aggregates were written before it.
+                for append in appends:
+                    results.append(
+                        self.store.append(
+                            append.stream_id, append.events, append.expected_version
+                        )
+                    )
+        except BaseException:
+            for aggregate, pending, _ in todo[len(results) :]:
+                aggregate._restore_pending(pending)
+            written.extend(a.id for a, _, _ in todo[: len(results)])
+            raise
+        written.extend(a.id for a, _, _ in todo)
+        for (_, pending, _), appended in zip(todo, results, strict=True):
             offsets[appended.partition] = appended.last_offset
             saved.extend(
                 e._replace(partition=appended.partition, offset=offset)

@@ -9,8 +9,11 @@ import attrs
 
 from framework.errors import ConfigurationError
 from framework.log.backends.memory import MemoryLog
+from framework.log.config import TopicConfig
 from framework.log.ports import Log
 from framework.retry import RetryPolicy
+from framework.store.event_store import LogEventStore
+from framework.store.ports import EventStore
 
 #: Environment variable read when no store URL is given.
 STORE_URL_ENV = "FRAMEWORK_STORE_URL"
@@ -31,8 +34,12 @@ def _open_memory(url: str) -> Log:
     return MemoryLog()
 
 
-#: URL scheme -> opener. Backends with optional drivers register here lazily.
+#: URL scheme -> the log it opens; the event store is then ``LogEventStore``.
 OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory}
+
+#: URL scheme -> an event store of its own (backends that implement the store
+#: natively, such as PostgreSQL). Checked before ``OPENERS``.
+STORE_OPENERS: dict[str, Callable[[str, AppSettings], EventStore]] = {}
 
 _LATER = {
     "file": "the segment-file store (issue 3)",
@@ -52,10 +59,26 @@ def resolve_url(url: str | None) -> str:
     return url
 
 
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+def open_store(url: str, settings: AppSettings) -> EventStore:
+    """The event store a URL names: a native one, or ``LogEventStore`` on its log."""
+    opener = STORE_OPENERS.get(_scheme(url))
+    if opener is not None:
+        return opener(url, settings)
+    return LogEventStore(
+        open_log(url),
+        topic=settings.events_topic,
+        config=TopicConfig(partitions=settings.partitions),
+    )
+
+
 def open_log(url: str) -> Log:
     """Open the log a store URL names. Raises ``ConfigurationError`` for an unknown or
     unavailable scheme (the message never repeats a password)."""
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    scheme = _scheme(url)
     opener = OPENERS.get(scheme)
     if opener is not None:
         return opener(url)

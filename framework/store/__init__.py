@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from framework.store.event_store import EVENTS_TOPIC, EventStore
+from framework.store.event_store import EVENTS_TOPIC, LogEventStore
 from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.ports import EventStore, StreamAppend
 from framework.store.position import Position
 
 __all__ = [
     "EVENTS_TOPIC",
     "Appended",
     "EventStore",
+    "LogEventStore",
     "NewEvent",
     "Position",
     "StoredEvent",
+    "StreamAppend",
 ]

@@ -11,6 +11,7 @@ from framework.log.partitioner import partition_for
 from framework.log.ports import Log
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
+from framework.store.ports import StreamAppend
 from framework.store.position import Position
 from framework.store.records import event_id_of, to_record, to_stored
 
@@ -20,8 +21,8 @@ logger = logging.getLogger("framework.store")
 EVENTS_TOPIC = "events"
 
 
-class EventStore:
-    """Append and read streams; a stream lives in the partition its id hashes to.
+class LogEventStore:
+    """The event store over any ``Log``; a stream lives in the partition of its id.
 
     Thread-safe. Across processes it stays correct because every append is
     conditional on the partition's end offset: a writer that lost a race catches up
@@ -39,6 +40,8 @@ class EventStore:
         self.topic = topic
         self.config = log.ensure_topic(topic, config or TopicConfig(partitions=8))
         self.partitions = self.config.partitions
+        #: Each stream is appended on its own: a log has no multi-partition batch.
+        self.atomic_multi_stream = False
         self._indexes = [PartitionIndex(topic, p) for p in range(self.partitions)]
 
     def partition_of(self, stream_id: str) -> int:
@@ -106,6 +109,11 @@ class EventStore:
                 first_version=actual + 1,
                 last_version=actual + len(events),
             )
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
+        """Append stream by stream, in order; the first error stops the rest (the
+        streams before it stay written)."""
+        return [self.append(a.stream_id, a.events, a.expected_version) for a in appends]
 
     def _retried_or_conflict(
         self,

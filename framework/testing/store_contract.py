@@ -14,8 +14,8 @@ import pytest
 
 from framework.errors import ConcurrencyError
 from framework.log.partitioner import partition_for
-from framework.store.event_store import EventStore
 from framework.store.events import NewEvent
+from framework.store.ports import EventStore
 from framework.store.position import Position
 
 MakeStore = Callable[[], EventStore]

@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from framework.errors import ConcurrencyError
 from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
-from framework.store.event_store import EventStore
+from framework.store.event_store import LogEventStore
 from framework.store.events import Appended, NewEvent
 from framework.testing.store_contract import new_event
 
@@ -27,8 +27,8 @@ class EventStoreModel(RuleBasedStateMachine):
         self.model: dict[str, list[uuid.UUID]] = {}
         self.last: tuple[str, list[NewEvent], int | None, Appended] | None = None
 
-    def _open(self) -> EventStore:
-        return EventStore(self.log, config=TopicConfig(partitions=3))
+    def _open(self) -> LogEventStore:
+        return LogEventStore(self.log, config=TopicConfig(partitions=3))
 
     @rule(stream=STREAMS, count=st.integers(1, 3), mode=st.sampled_from(["ok", "any"]))
     def append(self, stream: str, count: int, mode: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
-from framework.store.event_store import EventStore
+from framework.store.event_store import LogEventStore
 from framework.testing.store_contract import EventStoreContract, MakeStore
 
 
@@ -14,4 +14,4 @@ class TestEventStoreOnMemoryLog(EventStoreContract):
     @pytest.fixture
     def make_store(self) -> MakeStore:
         log = MemoryLog()
-        return lambda: EventStore(log, config=TopicConfig(partitions=4))
+        return lambda: LogEventStore(log, config=TopicConfig(partitions=4))
