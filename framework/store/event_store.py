@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from framework.errors import ConcurrencyError, EndOffsetMismatchError
 from framework.log.config import TopicConfig
@@ -35,14 +36,26 @@ class LogEventStore:
         *,
         topic: str = EVENTS_TOPIC,
         config: TopicConfig | None = None,
+        index_dir: Path | None = None,
     ) -> None:
+        """``index_dir``, if given, keeps stream-index snapshots so that reopening a
+        large log catches up from the last snapshot instead of the first record."""
         self.log = log
         self.topic = topic
         self.config = log.ensure_topic(topic, config or TopicConfig(partitions=8))
         self.partitions = self.config.partitions
         #: Each stream is appended on its own: a log has no multi-partition batch.
         self.atomic_multi_stream = False
-        self._indexes = [PartitionIndex(topic, p) for p in range(self.partitions)]
+        self._indexes = [
+            PartitionIndex(
+                topic,
+                p,
+                None if index_dir is None else index_dir / f"{topic}-{p}.streams",
+            )
+            for p in range(self.partitions)
+        ]
+        for index in self._indexes:
+            index.restore(log)
 
     def partition_of(self, stream_id: str) -> int:
         return partition_for(stream_id, self.partitions)
@@ -101,6 +114,7 @@ class LogEventStore:
                     for i in range(len(events)):
                         index.add(stream_id, actual + i + 1, result.base_offset + i)
                     index.next_offset = result.last_offset + 1
+                    index.save_if_due()
             return Appended(
                 stream_id=stream_id,
                 partition=partition,
@@ -213,4 +227,8 @@ class LogEventStore:
         return Position({p: end - 1 for p, end in ends.items() if end > 0})
 
     def close(self) -> None:
+        """Save the stream-index snapshots (if kept) and close the log."""
+        for index in self._indexes:
+            with index.lock:
+                index.save_if_due(threshold=1)
         self.log.close()
