@@ -63,7 +63,8 @@ class Application:
         log: Log | None = None,
         store: EventStore | None = None,
     ) -> None:
-        """Open the store ``url`` names, or use a given ``log`` or ``store``."""
+        """Open the store ``url`` (else ``settings.store_url``, else the environment
+        variable ``FRAMEWORK_STORE_URL``) names, or use a given ``log`` or ``store``."""
         self.settings = settings or AppSettings()
         if store is not None:
             self.store = store
@@ -74,7 +75,7 @@ class Application:
                 config=TopicConfig(partitions=self.settings.partitions),
             )
         else:
-            self.store = open_store(resolve_url(url), self.settings)
+            self.store = open_store(resolve_url(url, self.settings), self.settings)
         self.codec = JsonEventCodec(registry)
         self.router = router or CommandRouter()
 

@@ -21,10 +21,12 @@ STORE_URL_ENV = "FRAMEWORK_STORE_URL"
 
 @attrs.frozen(kw_only=True)
 class AppSettings:
-    """``partitions`` applies when the events topic is created; an existing topic
-    keeps its own count. ``command_retry`` bounds how often a command is retried on
-    ``ConcurrencyError``."""
+    """``store_url`` is used when ``Application`` is given no URL (then
+    ``FRAMEWORK_STORE_URL`` is read). ``partitions`` applies when the events topic is
+    created; an existing topic keeps its own count. ``command_retry`` bounds how
+    often a command is retried on ``ConcurrencyError``."""
 
+    store_url: str | None = None
     partitions: int = 8
     events_topic: str = "events"
     command_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -48,7 +50,9 @@ _LATER = {
 }
 
 
-def resolve_url(url: str | None) -> str:
+def resolve_url(url: str | None, settings: AppSettings | None = None) -> str:
+    if url is None and settings is not None:
+        url = settings.store_url
     if url is None:
         url = os.environ.get(STORE_URL_ENV)
         if not url:

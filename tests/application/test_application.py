@@ -299,6 +299,9 @@ def test_store_urls_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAMEWORK_STORE_URL", "memory://")
     with Application() as app:
         assert app.store.partitions == 8
+    monkeypatch.setenv("FRAMEWORK_STORE_URL", "redis://nowhere")
+    with Application(settings=AppSettings(store_url="memory://", partitions=3)) as app:
+        assert app.store.partitions == 3
 
 
 def test_a_password_in_a_url_never_reaches_an_error_message() -> None:
