@@ -20,9 +20,10 @@ from framework.errors import AggregateNotFoundError, ConcurrencyError
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
 from framework.retry import compute_backoff
-from framework.schema.json import Decoder, JsonEventCodec
+from framework.schema.envelopes import EnvelopeDecoder
+from framework.schema.json import JsonEventCodec
 from framework.store.event_store import LogEventStore
-from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.events import Appended, NewEvent
 from framework.store.ports import EventStore, StreamAppend
 from framework.store.position import Position
 
@@ -176,55 +177,17 @@ class Application:
                 aggregate_id,
                 f" at version {version} (it has {len(stored)} events)",
             )
-        decoders: dict[tuple[str, int], Decoder] = {}
-        events = [self._decoder(s, decoders)(s.data) for s in stored]
+        decoder = EnvelopeDecoder(self.codec, self.store.topic)
+        events = [decoder.event(s) for s in stored]
         return cls._replay(aggregate_id, events)
-
-    def _decoder(
-        self, stored: StoredEvent, cache: dict[tuple[str, int], Decoder]
-    ) -> Decoder:
-        key = (stored.name, stored.version)
-        decoder = cache.get(key)
-        if decoder is None:
-            decoder = cache[key] = self.codec.decoder(
-                stored.name,
-                stored.version,
-                where=(
-                    f"{self.store.topic}/{stored.partition} offset {stored.offset} "
-                    f"(stream {stored.stream_id!r} version {stored.stream_version})"
-                ),
-            )
-        return decoder
-
-    def _envelope(
-        self, stored: StoredEvent, cache: dict[tuple[str, int], Decoder]
-    ) -> Envelope:
-        decoder = cache.get((stored.name, stored.version))
-        if decoder is None:
-            decoder = self._decoder(stored, cache)
-        # Positional, in EventEnvelope's field order: this runs once per replayed event.
-        return EventEnvelope(
-            decoder(stored.data),
-            stored.event_id,
-            stored.stream_id,
-            stored.stream_version,
-            stored.name,
-            stored.version,
-            stored.timestamp_ms,
-            stored.correlation_id,
-            stored.causation_id,
-            stored.headers,
-            stored.partition,
-            stored.offset,
-        )
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> list[Envelope]:
         """A stream's events, decoded, with their metadata and positions."""
-        cache: dict[tuple[str, int], Decoder] = {}
+        decoder = EnvelopeDecoder(self.codec, self.store.topic)
         return [
-            self._envelope(s, cache)
+            decoder.envelope(s)
             for s in self.store.read_stream(
                 stream_id, from_version=from_version, to_version=to_version
             )
@@ -232,9 +195,9 @@ class Application:
 
     def iter_events(self, partition: int, from_offset: int = 0) -> Iterator[Envelope]:
         """Replay one partition from ``from_offset`` to its current end, decoded."""
-        cache: dict[tuple[str, int], Decoder] = {}
+        envelope = EnvelopeDecoder(self.codec, self.store.topic).envelope
         for stored in self.store.iter_partition(partition, from_offset):
-            yield self._envelope(stored, cache)
+            yield envelope(stored)
 
     def iter_all_events(self) -> Iterator[Envelope]:
         """Every partition in turn (order holds within a partition, not across)."""
