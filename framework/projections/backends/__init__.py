@@ -1,0 +1,1 @@
+"""Read-model stores: ``sqlite`` (embedded), ``memory`` (tests), ``postgres``."""

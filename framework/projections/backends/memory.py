@@ -1,0 +1,224 @@
+"""Read models in process memory: the reference ``ReadModelStore`` for tests."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from framework.errors import ProjectionError
+from framework.projections.ports import (
+    Document,
+    Documents,
+    ParkedEvent,
+    ProjectionState,
+    Transaction,
+)
+
+_DELETED = object()
+
+
+class _Table:
+    def __init__(self, rows: dict[str, Document], lock: threading.Lock) -> None:
+        self._rows = rows
+        self._lock = lock
+
+    def get(self, key: str) -> Document | None:
+        with self._lock:
+            return copy.deepcopy(self._rows.get(key))
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        with self._lock:
+            found = sorted(copy.deepcopy(self._rows).items())
+        return iter(found)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+
+class _BufferedTable:
+    def __init__(self, rows: dict[str, Document]) -> None:
+        self.rows = rows
+        self.pending: dict[str, object] = {}
+
+    def get(self, key: str) -> Document | None:
+        found = self.pending.get(key)
+        if found is None:
+            return copy.deepcopy(self.rows.get(key))
+        return None if found is _DELETED else copy.deepcopy(found)
+
+    def put(self, key: str, document: Document) -> None:
+        self.pending[key] = copy.deepcopy(document)
+
+    def delete(self, key: str) -> None:
+        self.pending[key] = _DELETED
+
+    def _merged(self) -> dict[str, Document]:
+        merged = dict(self.rows)
+        for key, value in self.pending.items():
+            if value is _DELETED:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return merged
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        return iter(sorted(copy.deepcopy(self._merged()).items()))
+
+    def count(self) -> int:
+        return len(self._merged())
+
+    def commit(self) -> None:
+        for key, value in self.pending.items():
+            if value is _DELETED:
+                self.rows.pop(key, None)
+            else:
+                self.rows[key] = value
+
+
+class _MemoryTransaction:
+    def __init__(self, store: MemoryReadModelStore, name: str, generation: int) -> None:
+        self._store = store
+        self._projection = name
+        self._generation = generation
+        self.tables: dict[str, _BufferedTable] = {}
+        self.checkpoints: dict[int, int] = {}
+        self.parked: list[ParkedEvent] = []
+        self.unparked: list[tuple[int, int]] = []
+
+    def park(self, parked: ParkedEvent) -> None:
+        self.parked.append(parked)
+
+    def unpark(self, partition: int, offset: int) -> None:
+        self.unparked.append((partition, offset))
+
+    def table(self, name: str) -> _BufferedTable:
+        table = self.tables.get(name)
+        if table is None:
+            rows = self._store._rows(self._projection, self._generation, name)
+            table = self.tables[name] = _BufferedTable(rows)
+        return table
+
+    def advance(self, partition: int, offset: int) -> None:
+        self.checkpoints[partition] = offset
+
+
+class MemoryReadModelStore:
+    """A ``ReadModelStore`` in memory, held to the same contract as the others."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, ProjectionState] = {}
+        self._tables: dict[tuple[str, int, str], dict[str, Document]] = {}
+        self._checkpoints: dict[tuple[str, int], dict[int, int]] = {}
+        self._parked: dict[tuple[str, int], dict[tuple[int, int], ParkedEvent]] = {}
+
+    def _rows(self, name: str, generation: int, table: str) -> dict[str, Document]:
+        return self._tables.setdefault((name, generation, table), {})
+
+    def ensure(
+        self, name: str, version: int, tables: tuple[str, ...]
+    ) -> ProjectionState:
+        with self._lock:
+            state = self._states.get(name)
+            if state is None:
+                state = self._states[name] = ProjectionState(
+                    name=name, version=version, generation=1, building=None
+                )
+            return state
+
+    def state(self, name: str) -> ProjectionState | None:
+        with self._lock:
+            return self._states.get(name)
+
+    def checkpoints(self, name: str, generation: int) -> dict[int, int]:
+        with self._lock:
+            return dict(self._checkpoints.get((name, generation), {}))
+
+    @contextmanager
+    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+        with self._lock:
+            transaction = _MemoryTransaction(self, name, generation)
+            yield transaction
+            for table in transaction.tables.values():
+                table.commit()
+            self._checkpoints.setdefault((name, generation), {}).update(
+                transaction.checkpoints
+            )
+            parked = self._parked.setdefault((name, generation), {})
+            for event in transaction.parked:
+                parked[(event.partition, event.offset)] = event
+            for key in transaction.unparked:
+                parked.pop(key, None)
+
+    def transaction(
+        self, name: str, generation: int
+    ) -> AbstractContextManager[Transaction]:
+        return self._transaction(name, generation)
+
+    def table(self, name: str, table: str) -> Documents:
+        state = self.state(name)
+        if state is None:
+            raise ProjectionError(
+                f"projection {name!r} has no read model here yet; run it first"
+            )
+        return _Table(self._rows(name, state.generation, table), self._lock)
+
+    def _drop(self, name: str, generation: int) -> None:
+        for key in [k for k in self._tables if k[:2] == (name, generation)]:
+            del self._tables[key]
+        self._checkpoints.pop((name, generation), None)
+        self._parked.pop((name, generation), None)
+
+    def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
+        with self._lock:
+            state = self._states[name]
+            if state.building is None:
+                building = state.generation + 1
+                self._drop(name, building)
+                self._states[name] = ProjectionState(
+                    name=name,
+                    version=state.version,
+                    generation=state.generation,
+                    building=building,
+                )
+                return building
+            return state.building
+
+    def finish_rebuild(self, name: str, generation: int, version: int) -> None:
+        with self._lock:
+            old = self._states[name].generation
+            self._states[name] = ProjectionState(
+                name=name, version=version, generation=generation, building=None
+            )
+            self._drop(name, old)
+
+    def reset(self, name: str, tables: tuple[str, ...], version: int) -> None:
+        with self._lock:
+            state = self._states.get(name)
+            if state is None:
+                return
+            self._drop(name, state.generation)
+            if state.building is not None:
+                self._drop(name, state.building)
+            self._states[name] = ProjectionState(
+                name=name, version=version, generation=state.generation, building=None
+            )
+
+    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.park(parked)
+
+    def parked(self, name: str, generation: int) -> list[ParkedEvent]:
+        with self._lock:
+            found = self._parked.get((name, generation), {})
+            return [found[k] for k in sorted(found)]
+
+    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.unpark(partition, offset)
+
+    def close(self) -> None:
+        """Nothing to release."""

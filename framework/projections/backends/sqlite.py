@@ -1,0 +1,508 @@
+"""Read models in SQLite (stdlib): document tables and checkpoints in one transaction.
+
+The database runs in WAL mode, so queries read a consistent snapshot while a runner
+writes, and a rebuild's swap is one transaction: a query sees the old generation or
+the new one, never a half-built one. Several runner processes may share the file:
+each batch takes SQLite's write lock for its whole transaction, so concurrent members
+cannot lose each other's updates.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import orjson
+
+from framework.errors import ProjectionError
+from framework.projections.ports import (
+    Document,
+    Documents,
+    ParkedEvent,
+    ProjectionState,
+    Transaction,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fw_projections (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    building INTEGER
+);
+CREATE TABLE IF NOT EXISTS fw_checkpoints (
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    PRIMARY KEY (name, generation, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fw_parked (
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    stream_id TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    parked_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, generation, partition, "offset")
+) WITHOUT ROWID;
+"""
+
+_PARK = (
+    "INSERT OR REPLACE INTO fw_parked (name, generation, partition, "
+    '"offset", stream_id, event_name, error, attempts, parked_at_ms) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UNPARK = (
+    "DELETE FROM fw_parked WHERE name = ? AND generation = ? AND "
+    'partition = ? AND "offset" = ?'
+)
+
+#: Marks a key deleted inside a transaction's buffer.
+_DELETED = object()
+
+
+def _prefix(name: str, generation: int) -> str:
+    # ':' cannot occur in projection or table names, so one projection's prefix
+    # never matches another's tables.
+    return f"rm:{name}:{generation}:"
+
+
+def _table_name(name: str, generation: int, table: str) -> str:
+    # Projection and table names are checked against [a-z][a-z0-9_]* when the
+    # projection class is declared, so quoting them is safe; SQLite cannot bind
+    # identifiers as parameters.
+    return f'"{_prefix(name, generation)}{table}"'
+
+
+class _Table:
+    def __init__(self, connection: sqlite3.Connection, sql_name: str) -> None:
+        self._connection = connection
+        self._name = sql_name
+
+    def get(self, key: str) -> Document | None:
+        row = self._connection.execute(
+            f"SELECT doc FROM {self._name} WHERE key = ?",  # noqa: S608
+            (key,),
+        ).fetchone()
+        return None if row is None else orjson.loads(row[0])
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        rows = self._connection.execute(
+            f"SELECT key, doc FROM {self._name} ORDER BY key"  # noqa: S608
+        ).fetchall()
+        for key, doc in rows:
+            yield key, orjson.loads(doc)
+
+    def count(self) -> int:
+        row = self._connection.execute(
+            f"SELECT count(*) FROM {self._name}"  # noqa: S608
+        ).fetchone()
+        return int(row[0])
+
+
+class _BufferedTable(_Table):
+    """Writes are kept until commit, then flushed with one executemany per kind; a
+    key written many times in a batch is written once."""
+
+    def __init__(self, connection: sqlite3.Connection, sql_name: str) -> None:
+        super().__init__(connection, sql_name)
+        self.pending: dict[str, object] = {}
+
+    def get(self, key: str) -> Document | None:
+        found = self.pending.get(key)
+        if found is None:
+            return super().get(key)
+        return None if found is _DELETED else found
+
+    def put(self, key: str, document: Document) -> None:
+        self.pending[key] = document
+
+    def delete(self, key: str) -> None:
+        self.pending[key] = _DELETED
+
+    def flush(self) -> None:
+        puts = [
+            (k, orjson.dumps(d)) for k, d in self.pending.items() if d is not _DELETED
+        ]
+        deletes = [(k,) for k, d in self.pending.items() if d is _DELETED]
+        if puts:
+            self._connection.executemany(
+                f"INSERT OR REPLACE INTO {self._name} (key, doc) VALUES (?, ?)",  # noqa: S608
+                puts,
+            )
+        if deletes:
+            self._connection.executemany(
+                f"DELETE FROM {self._name} WHERE key = ?",  # noqa: S608
+                deletes,
+            )
+        self.pending.clear()
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        self.flush()
+        return super().items()
+
+    def count(self) -> int:
+        self.flush()
+        return super().count()
+
+
+class _SQLiteTransaction:
+    def __init__(
+        self, connection: sqlite3.Connection, name: str, generation: int
+    ) -> None:
+        self._connection = connection
+        self._projection = name
+        self._generation = generation
+        self._tables: dict[str, _BufferedTable] = {}
+        self.checkpoints: dict[int, int] = {}
+        self.parked: list[ParkedEvent] = []
+        self.unparked: list[tuple[int, int]] = []
+
+    def park(self, parked: ParkedEvent) -> None:
+        self.parked.append(parked)
+
+    def unpark(self, partition: int, offset: int) -> None:
+        self.unparked.append((partition, offset))
+
+    def table(self, name: str) -> _BufferedTable:
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = _BufferedTable(
+                self._connection, _table_name(self._projection, self._generation, name)
+            )
+        return table
+
+    def advance(self, partition: int, offset: int) -> None:
+        self.checkpoints[partition] = offset
+
+    def flush(self) -> None:
+        for table in self._tables.values():
+            table.flush()
+        self._connection.executemany(
+            "INSERT OR REPLACE INTO fw_checkpoints "
+            '(name, generation, partition, "offset") VALUES (?, ?, ?, ?)',
+            [
+                (self._projection, self._generation, p, o)
+                for p, o in self.checkpoints.items()
+            ],
+        )
+        key = (self._projection, self._generation)
+        if self.parked:
+            self._connection.executemany(
+                _PARK,
+                [
+                    (
+                        *key,
+                        e.partition,
+                        e.offset,
+                        e.stream_id,
+                        e.name,
+                        e.error,
+                        e.attempts,
+                        e.parked_at_ms,
+                    )
+                    for e in self.parked
+                ],
+            )
+        if self.unparked:
+            self._connection.executemany(
+                _UNPARK, [(*key, p, o) for p, o in self.unparked]
+            )
+
+
+class SQLiteReadModelStore:
+    """A ``ReadModelStore`` in one SQLite file, shared by every process using it."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        if str(path) == ":memory:" or not str(path):
+            raise ProjectionError(
+                "SQLiteReadModelStore needs a file path (several connections share "
+                "it); use MemoryReadModelStore for a store in memory"
+            )
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout = busy_timeout
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._writer.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts; a power cut may roll back the last
+        # transactions, read model and checkpoint together, which are then replayed.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    # -- lifecycle of a projection -------------------------------------------
+
+    def ensure(
+        self, name: str, version: int, tables: tuple[str, ...]
+    ) -> ProjectionState:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._writer.execute(
+                    "SELECT version, generation, building FROM fw_projections "
+                    "WHERE name = ?",
+                    (name,),
+                ).fetchone()
+                if row is None:
+                    self._writer.execute(
+                        "INSERT INTO fw_projections (name, version, generation) "
+                        "VALUES (?, ?, 1)",
+                        (name, version),
+                    )
+                    row = (version, 1, None)
+                self._create_tables(name, row[1], tables)
+                if row[2] is not None:
+                    self._create_tables(name, row[2], tables)
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+        return ProjectionState(
+            name=name, version=row[0], generation=row[1], building=row[2]
+        )
+
+    def _create_tables(
+        self, name: str, generation: int, tables: tuple[str, ...]
+    ) -> None:
+        for table in tables:
+            self._writer.execute(
+                f"CREATE TABLE IF NOT EXISTS {_table_name(name, generation, table)} "
+                "(key TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID"
+            )
+
+    def _drop_generation(self, name: str, generation: int) -> None:
+        rows = self._writer.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        ).fetchall()
+        prefix = _prefix(name, generation)
+        for (table,) in rows:
+            if table.startswith(prefix):
+                self._writer.execute(f'DROP TABLE "{table}"')
+        for sql in (
+            "DELETE FROM fw_checkpoints WHERE name = ? AND generation = ?",
+            "DELETE FROM fw_parked WHERE name = ? AND generation = ?",
+        ):
+            self._writer.execute(sql, (name, generation))
+
+    def state(self, name: str) -> ProjectionState | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT version, generation, building FROM fw_projections "
+                "WHERE name = ?",
+                (name,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return ProjectionState(
+            name=name, version=row[0], generation=row[1], building=row[2]
+        )
+
+    def checkpoints(self, name: str, generation: int) -> dict[int, int]:
+        rows = (
+            self._reader()
+            .execute(
+                'SELECT partition, "offset" FROM fw_checkpoints '
+                "WHERE name = ? AND generation = ?",
+                (name, generation),
+            )
+            .fetchall()
+        )
+        return dict(rows)
+
+    @contextmanager
+    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                transaction = _SQLiteTransaction(self._writer, name, generation)
+                yield transaction
+                transaction.flush()
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def transaction(
+        self, name: str, generation: int
+    ) -> AbstractContextManager[Transaction]:
+        return self._transaction(name, generation)
+
+    def table(self, name: str, table: str) -> Documents:
+        state = self.state(name)
+        if state is None:
+            raise ProjectionError(
+                f"projection {name!r} has no read model here yet; run it first"
+            )
+        return _SnapshotTable(self, name, table)
+
+    # -- rebuilds and resets ---------------------------------------------------
+
+    def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                generation, building = self._writer.execute(
+                    "SELECT generation, building FROM fw_projections WHERE name = ?",
+                    (name,),
+                ).fetchone()
+                if building is None:
+                    building = generation + 1
+                    self._drop_generation(name, building)
+                    self._writer.execute(
+                        "UPDATE fw_projections SET building = ? WHERE name = ?",
+                        (building, name),
+                    )
+                self._create_tables(name, building, tables)
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+        return int(building)
+
+    def finish_rebuild(self, name: str, generation: int, version: int) -> None:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                (old,) = self._writer.execute(
+                    "SELECT generation FROM fw_projections WHERE name = ?", (name,)
+                ).fetchone()
+                self._writer.execute(
+                    "UPDATE fw_projections SET generation = ?, building = NULL, "
+                    "version = ? WHERE name = ?",
+                    (generation, version, name),
+                )
+                self._drop_generation(name, old)
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def reset(self, name: str, tables: tuple[str, ...], version: int) -> None:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._writer.execute(
+                    "SELECT generation, building FROM fw_projections WHERE name = ?",
+                    (name,),
+                ).fetchone()
+                if row is not None:
+                    for generation in row:
+                        if generation is not None:
+                            self._drop_generation(name, generation)
+                    self._writer.execute(
+                        "UPDATE fw_projections SET building = NULL, version = ? "
+                        "WHERE name = ?",
+                        (version, name),
+                    )
+                    self._create_tables(name, row[0], tables)
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    # -- dead letters ------------------------------------------------------------
+
+    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.park(parked)
+
+    def parked(self, name: str, generation: int) -> list[ParkedEvent]:
+        rows = (
+            self._reader()
+            .execute(
+                'SELECT partition, "offset", stream_id, event_name, error, attempts, '
+                "parked_at_ms FROM fw_parked WHERE name = ? AND generation = ? "
+                'ORDER BY partition, "offset"',
+                (name, generation),
+            )
+            .fetchall()
+        )
+        return [
+            ParkedEvent(
+                partition=r[0],
+                offset=r[1],
+                stream_id=r[2],
+                name=r[3],
+                error=r[4],
+                attempts=r[5],
+                parked_at_ms=r[6],
+            )
+            for r in rows
+        ]
+
+    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.unpark(partition, offset)
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+
+
+class _SnapshotTable:
+    """Reads of the generation queries see, each in one read transaction, so that a
+    concurrent swap shows the old generation or the new one, never a mix."""
+
+    def __init__(self, store: SQLiteReadModelStore, name: str, table: str) -> None:
+        self._store = store
+        self._projection = name
+        self._table = table
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[_Table]:
+        connection = self._store._reader()
+        connection.execute("BEGIN")
+        try:
+            (generation,) = connection.execute(
+                "SELECT generation FROM fw_projections WHERE name = ?",
+                (self._projection,),
+            ).fetchone()
+            yield _Table(
+                connection, _table_name(self._projection, generation, self._table)
+            )
+        finally:
+            connection.execute("COMMIT")
+
+    def get(self, key: str) -> Document | None:
+        with self._snapshot() as table:
+            return table.get(key)
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        with self._snapshot() as table:
+            found = list(table.items())
+        return iter(found)
+
+    def count(self) -> int:
+        with self._snapshot() as table:
+            return table.count()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

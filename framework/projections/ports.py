@@ -1,0 +1,128 @@
+"""What a projection writes to and queries read from: read-model stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import attrs
+
+#: A document: anything orjson writes (dicts, lists, str, int, float, bool, None).
+Document = Any
+
+
+class Documents(Protocol):
+    """Read access to one document table of a projection."""
+
+    def get(self, key: str) -> Document | None: ...
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        """Every (key, document), in key order."""
+        ...
+
+    def count(self) -> int: ...
+
+
+class WritableDocuments(Documents, Protocol):
+    """A table inside a projection's transaction: reads see the writes before them."""
+
+    def put(self, key: str, document: Document) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class ParkedEvent:
+    """An event whose handler kept failing, set aside with its error (dead letter)."""
+
+    partition: int
+    offset: int
+    stream_id: str
+    name: str
+    error: str
+    attempts: int
+    parked_at_ms: int
+
+
+class Transaction(Protocol):
+    """One atomic change of a read model and its checkpoint."""
+
+    def table(self, name: str) -> WritableDocuments: ...
+
+    def advance(self, partition: int, offset: int) -> None:
+        """Record that the projection has applied ``offset`` of ``partition``."""
+        ...
+
+    def park(self, parked: ParkedEvent) -> None:
+        """Set an event aside as a dead letter, atomically with the rest."""
+        ...
+
+    def unpark(self, partition: int, offset: int) -> None:
+        """Remove a dead letter (it was applied), atomically with the rest."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class ProjectionState:
+    """A projection's row in its read-model store."""
+
+    name: str
+    version: int
+    #: The generation queries read.
+    generation: int
+    #: A generation being rebuilt beside it, or ``None``.
+    building: int | None
+
+
+class ReadModelStore(Protocol):
+    """Where projections keep documents and checkpoints, changed together atomically.
+
+    Implemented by ``SQLiteReadModelStore`` (embedded), ``MemoryReadModelStore``
+    (tests) and, with the PostgreSQL store, tables there.
+    """
+
+    def ensure(
+        self, name: str, version: int, tables: tuple[str, ...]
+    ) -> ProjectionState:
+        """Create the projection's tables if missing; return its state."""
+        ...
+
+    def state(self, name: str) -> ProjectionState | None: ...
+
+    def checkpoints(self, name: str, generation: int) -> dict[int, int]:
+        """Partition -> offset of the last applied event (absent: nothing applied)."""
+        ...
+
+    def transaction(
+        self, name: str, generation: int
+    ) -> AbstractContextManager[Transaction]:
+        """Documents and checkpoints written in the block commit together, or not at
+        all if the block raises."""
+        ...
+
+    def table(self, name: str, table: str) -> Documents:
+        """Read access to the generation that queries see."""
+        ...
+
+    def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
+        """Start (or resume) a rebuild into a fresh generation; return it."""
+        ...
+
+    def finish_rebuild(self, name: str, generation: int, version: int) -> None:
+        """Swap queries to ``generation`` atomically and drop the old one."""
+        ...
+
+    def reset(self, name: str, tables: tuple[str, ...], version: int) -> None:
+        """Empty the read model and its checkpoints (it will replay from the start)."""
+        ...
+
+    def park(self, name: str, generation: int, parked: ParkedEvent) -> None: ...
+
+    def parked(self, name: str, generation: int) -> list[ParkedEvent]: ...
+
+    def unpark(
+        self, name: str, generation: int, partition: int, offset: int
+    ) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,179 @@
+"""Reading a projection with the consistency the caller asks for: pull (wait until
+it covers a position), or hybrid (answer now and say how far behind it is)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from framework.errors import ProjectionError
+from framework.projections.ports import Documents, ReadModelStore
+from framework.projections.positions import PositionBoard
+from framework.store.ports import EventStore
+from framework.store.position import Position
+
+OnTimeout = Literal["raise", "stale"]
+
+
+class NotCaughtUpError(ProjectionError, TimeoutError):
+    """A pull query's projection did not reach the asked position in time."""
+
+    retriable = True
+
+    def __init__(
+        self, projection: str, wanted: Position, reached: Position, timeout: float
+    ) -> None:
+        self.projection = projection
+        self.wanted = wanted
+        self.reached = reached
+        super().__init__(
+            f"projection {projection!r} reached {reached} but not {wanted} within "
+            f"{timeout} s; is its runner running? Ask again, or accept a stale "
+            "answer with on_timeout='stale'"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Lag:
+    """How far a read model is behind the log when it answers."""
+
+    events: int
+    seconds: float
+    catching_up: bool
+
+    @property
+    def current(self) -> bool:
+        return self.events == 0
+
+
+@attrs.frozen(kw_only=True)
+class Answer:
+    """A value with the read model's lag at the time it was read (hybrid)."""
+
+    value: Any
+    lag: Lag
+    #: For pull queries that timed out with ``on_timeout="stale"``.
+    stale: bool = False
+
+
+class ReadModel:
+    """Queries of one projection's documents, with a consistency per call.
+
+    ``get(table, key)`` answers at once (eventual); with ``after=position`` it first
+    waits until the projection covers that position (pull). ``answer(table, key)``
+    answers at once with the lag (hybrid). ``liveness`` tells whether some runner of
+    the projection is alive (consumer groups supply it); by default a runner is taken
+    to be alive if it announced a position on ``board`` in the last 2 seconds.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        read_models: ReadModelStore,
+        store: EventStore,
+        *,
+        board: PositionBoard | None = None,
+        liveness: Callable[[], bool] | None = None,
+        poll_interval: float = 0.001,
+    ) -> None:
+        self.name = name
+        self.read_models = read_models
+        self.store = store
+        self.board = board
+        self._liveness = liveness
+        self._poll_interval = poll_interval
+        self._last_move = 0.0
+        if board is not None:
+            board.subscribe(self._moved)
+
+    def _moved(self, projection: str, position: Position) -> None:
+        if projection == self.name:
+            self._last_move = time.monotonic()
+
+    def position(self) -> Position:
+        """What the live read model covers (from its store: exact across processes)."""
+        state = self.read_models.state(self.name)
+        if state is None:
+            return Position()
+        return Position(self.read_models.checkpoints(self.name, state.generation))
+
+    def wait_for(self, position: Mapping[int, int], timeout: float) -> bool:
+        """Block until the read model covers ``position``; ``False`` on timeout.
+
+        A runner in this process wakes the caller through the board at once; one in
+        another process is noticed by polling the store's checkpoints.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.position().covers(position):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.board is not None:
+                self.board.wait_for(self.name, position, min(left, 0.005))
+            else:
+                time.sleep(min(left, self._poll_interval))
+
+    def table(
+        self,
+        table: str,
+        *,
+        after: Mapping[int, int] | None = None,
+        timeout: float = 5.0,
+        on_timeout: OnTimeout = "raise",
+    ) -> Documents:
+        """The table, once the read model covers ``after`` (if given)."""
+        if (
+            after is not None
+            and not self.wait_for(after, timeout)
+            and on_timeout == "raise"
+        ):
+            raise NotCaughtUpError(self.name, Position(after), self.position(), timeout)
+        return self.read_models.table(self.name, table)
+
+    def get(
+        self,
+        table: str,
+        key: str,
+        *,
+        after: Mapping[int, int] | None = None,
+        timeout: float = 5.0,
+        on_timeout: OnTimeout = "raise",
+    ) -> Any:
+        """One document (``None`` if absent); pull-consistent given ``after``."""
+        return self.table(
+            table, after=after, timeout=timeout, on_timeout=on_timeout
+        ).get(key)
+
+    def answer(self, table: str, key: str) -> Answer:
+        """Hybrid: the document now, with how far behind the read model is."""
+        lag = self.lag()
+        return Answer(value=self.read_models.table(self.name, table).get(key), lag=lag)
+
+    def lag(self) -> Lag:
+        """Events not yet applied, the age of the oldest of them, and whether a
+        runner is catching up."""
+        checkpoints = self.position()
+        ends = self.store.end_position()
+        behind = 0
+        oldest: int | None = None
+        for partition, last in ends.items():
+            applied = checkpoints.get(partition, -1)
+            if last > applied:
+                behind += last - applied
+                first = self.store.read_partition(partition, applied + 1, 1)
+                if first and (oldest is None or first[0].timestamp_ms < oldest):
+                    oldest = first[0].timestamp_ms
+        seconds = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
+        return Lag(
+            events=behind, seconds=seconds, catching_up=behind > 0 and self._alive()
+        )
+
+    def _alive(self) -> bool:
+        if self._liveness is not None:
+            return self._liveness()
+        return time.monotonic() - self._last_move < 2.0

@@ -1,0 +1,308 @@
+"""The projection runner: reads partitions from checkpoints, applies handlers, and
+commits read-model changes with the new checkpoint in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from framework.errors import ProjectionError
+from framework.projections.ports import ParkedEvent, ReadModelStore, Transaction
+from framework.projections.positions import PositionBoard
+from framework.projections.projection import Projection
+from framework.retry import RetryPolicy, compute_backoff
+from framework.schema.envelopes import EnvelopeDecoder
+from framework.schema.json import JsonEventCodec
+from framework.store.events import StoredEvent
+from framework.store.ports import EventStore
+from framework.store.position import Position
+
+logger = logging.getLogger("framework.projections")
+
+
+@attrs.frozen(kw_only=True)
+class RunnerSettings:
+    """``batch_size`` events per transaction; the idle poll interval grows from
+    ``poll_interval`` to ``max_poll_interval`` while nothing arrives; ``retry`` bounds
+    how often a failing handler is tried before the failure policy applies."""
+
+    batch_size: int = 1000
+    poll_interval: float = 0.001
+    max_poll_interval: float = 0.05
+    retry: RetryPolicy = attrs.field(
+        factory=lambda: RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=1.0)
+    )
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, stored: StoredEvent, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.stored = stored
+        self.error = error
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ProjectionRunner:
+    """Runs one projection over some partitions of the events topic.
+
+    Exactly once: a batch's read-model changes and its checkpoint commit together,
+    so a crash re-applies nothing and skips nothing. Order: events of a partition
+    are applied in offset order, hence each stream in version order.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        codec: JsonEventCodec,
+        projection: Projection,
+        read_models: ReadModelStore,
+        *,
+        partitions: Iterable[int] | None = None,
+        settings: RunnerSettings | None = None,
+        board: PositionBoard | None = None,
+        rebuilding: bool = False,
+    ) -> None:
+        self.store = store
+        self.projection = projection
+        self.read_models = read_models
+        self.settings = settings or RunnerSettings()
+        self.board = board
+        self.rebuilding = rebuilding
+        self.partitions = (
+            sorted(partitions)
+            if partitions is not None
+            else list(range(store.partitions))
+        )
+        self._decoder = EnvelopeDecoder(codec, store.topic)
+        self._lock = threading.Lock()
+        state = read_models.ensure(
+            projection.name, projection.version, projection.tables
+        )
+        if state.version != projection.version and not rebuilding:
+            logger.warning(
+                "projection %s is at version %d in its store but the code is version "
+                "%d: rebuild it (python -m framework projections rebuild %s)",
+                projection.name,
+                state.version,
+                projection.version,
+                projection.name,
+            )
+        self._parked_streams: dict[int, set[str]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def generation(self) -> int:
+        """The generation this runner writes: the live one, or the one rebuilt."""
+        state = self.read_models.state(self.name)
+        if state is None:
+            raise ProjectionError(f"projection {self.name!r} has no state")
+        if self.rebuilding:
+            if state.building is None:
+                return self.read_models.begin_rebuild(self.name, self.projection.tables)
+            return state.building
+        return state.generation
+
+    def checkpoints(self) -> dict[int, int]:
+        return self.read_models.checkpoints(self.name, self.generation())
+
+    def position(self) -> Position:
+        return Position(self.checkpoints())
+
+    # -- applying ----------------------------------------------------------------
+
+    def step(self, partitions: Sequence[int] | None = None) -> int:
+        """Apply at most one batch per partition; return how many events were read."""
+        with self._lock:
+            generation = self.generation()
+            checkpoints = self.read_models.checkpoints(self.name, generation)
+            total = 0
+            for partition in partitions if partitions is not None else self.partitions:
+                batch = self.store.read_partition(
+                    partition,
+                    checkpoints.get(partition, -1) + 1,
+                    self.settings.batch_size,
+                )
+                if batch:
+                    self._apply(partition, batch, generation)
+                    total += len(batch)
+            return total
+
+    def catch_up(self, partitions: Sequence[int] | None = None) -> int:
+        """Apply everything up to the log's end (as it moves); return the count."""
+        total = 0
+        while True:
+            applied = self.step(partitions)
+            if not applied:
+                return total
+            total += applied
+
+    def catch_up_to(self, position: Mapping[int, int]) -> None:
+        """Apply at least up to ``position`` (inline consistency)."""
+        partitions = [p for p in position if p in self.partitions]
+        while True:
+            checkpoints = self.checkpoints()
+            behind = [p for p in partitions if checkpoints.get(p, -1) < position[p]]
+            if not behind:
+                return
+            if not self.step(behind):
+                return
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set, backing off while idle."""
+        interval = self.settings.poll_interval
+        while not stop.is_set():
+            if self.step():
+                interval = self.settings.poll_interval
+                continue
+            stop.wait(interval)
+            interval = min(interval * 2, self.settings.max_poll_interval)
+
+    def _apply(self, partition: int, batch: list[StoredEvent], generation: int) -> None:
+        parked = self._parked(partition, generation)
+        try:
+            with self.read_models.transaction(self.name, generation) as transaction:
+                for stored in batch:
+                    self._apply_one(transaction, stored, parked)
+                transaction.advance(partition, batch[-1].offset)
+        except _HandlerFailed:
+            # Roll back to the batch's start and go one event at a time, so that
+            # everything before the failing event is kept.
+            for stored in batch:
+                self._apply_alone(partition, stored, generation, parked)
+        if self.board is not None and not self.rebuilding:
+            self.board.publish(self.name, {partition: batch[-1].offset})
+
+    def _apply_one(
+        self, transaction: Transaction, stored: StoredEvent, parked: set[str]
+    ) -> None:
+        handler = self.projection.handler_for(stored.name, stored.version)
+        if handler is None:
+            if self.projection.strict:
+                raise ProjectionError(
+                    f"projection {self.name!r} is strict and has no handler for "
+                    f"{stored.name!r} version {stored.version} at "
+                    f"{self.store.topic}/{stored.partition} offset {stored.offset}"
+                )
+            return
+        if stored.stream_id in parked:
+            transaction.park(self._parked_event(stored, "waits behind a parked event"))
+            return
+        envelope = self._decoder.envelope(stored)
+        try:
+            handler(self.projection, envelope, transaction)
+        except Exception as exc:
+            raise _HandlerFailed(stored, exc) from exc
+
+    def _apply_alone(
+        self, partition: int, stored: StoredEvent, generation: int, parked: set[str]
+    ) -> None:
+        policy = self.settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self.read_models.transaction(self.name, generation) as transaction:
+                    self._apply_one(transaction, stored, parked)
+                    transaction.advance(partition, stored.offset)
+                return
+            except _HandlerFailed as failed:
+                if attempt < policy.max_attempts:
+                    time.sleep(compute_backoff(attempt, policy))
+                    continue
+                where = (
+                    f"{self.store.topic}/{partition} offset {stored.offset} "
+                    f"(stream {stored.stream_id!r} version {stored.stream_version}, "
+                    f"{stored.name})"
+                )
+                if self.projection.failure == "stop":
+                    raise ProjectionError(
+                        f"projection {self.name!r} stopped at {where}: its handler "
+                        f"failed {attempt} times: {failed.error!r}; fix the handler "
+                        "and run again, or set failure='park'"
+                    ) from failed.error
+                logger.error(
+                    "projection %s parked %s after %d tries: %r",
+                    self.name,
+                    where,
+                    attempt,
+                    failed.error,
+                )
+                with self.read_models.transaction(self.name, generation) as transaction:
+                    transaction.park(
+                        self._parked_event(stored, repr(failed.error), attempt)
+                    )
+                    transaction.advance(partition, stored.offset)
+                parked.add(stored.stream_id)
+                return
+
+    def _parked_event(
+        self, stored: StoredEvent, error: str, attempts: int = 0
+    ) -> ParkedEvent:
+        return ParkedEvent(
+            partition=stored.partition,
+            offset=stored.offset,
+            stream_id=stored.stream_id,
+            name=stored.name,
+            error=error,
+            attempts=attempts,
+            parked_at_ms=now_ms(),
+        )
+
+    def _parked(self, partition: int, generation: int) -> set[str]:
+        found = self._parked_streams.get(partition)
+        if found is None:
+            found = self._parked_streams[partition] = {
+                p.stream_id
+                for p in self.read_models.parked(self.name, generation)
+                if p.partition == partition
+            }
+        return found
+
+    # -- dead letters ------------------------------------------------------------
+
+    def retry_parked(self) -> tuple[int, int]:
+        """Apply parked events again, in order; return (applied, still parked).
+
+        A stream's later parked events are tried only once its earlier ones apply.
+        """
+        with self._lock:
+            generation = self.generation()
+            applied = 0
+            blocked: set[str] = set()
+            remaining = 0
+            for parked in self.read_models.parked(self.name, generation):
+                if parked.stream_id in blocked:
+                    remaining += 1
+                    continue
+                (stored,) = self.store.read_partition(
+                    parked.partition, parked.offset, 1
+                )
+                try:
+                    with self.read_models.transaction(
+                        self.name, generation
+                    ) as transaction:
+                        self._apply_one(transaction, stored, set())
+                        transaction.unpark(parked.partition, parked.offset)
+                except _HandlerFailed as failed:
+                    blocked.add(parked.stream_id)
+                    remaining += 1
+                    self.read_models.park(
+                        self.name,
+                        generation,
+                        self._parked_event(
+                            stored, repr(failed.error), parked.attempts + 1
+                        ),
+                    )
+                    continue
+                applied += 1
+            self._parked_streams.clear()
+            return applied, remaining

@@ -1,0 +1,158 @@
+"""The contract every ``ReadModelStore`` passes: subclass ``ReadModelStoreContract``
+and provide a ``read_models`` fixture."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.projections.ports import ParkedEvent, ReadModelStore
+
+TABLES = ("docs", "other")
+
+
+def parked(offset: int, stream: str = "s") -> ParkedEvent:
+    return ParkedEvent(
+        partition=0,
+        offset=offset,
+        stream_id=stream,
+        name="t.Happened",
+        error="ValueError('boom')",
+        attempts=3,
+        parked_at_ms=1,
+    )
+
+
+class ReadModelStoreContract:
+    """Behaviour projections and queries rely on from a read-model store."""
+
+    @pytest.fixture
+    def ready(self, read_models: ReadModelStore) -> ReadModelStore:
+        read_models.ensure("proj", 1, TABLES)
+        return read_models
+
+    def test_a_new_projection_starts_at_generation_one_with_no_checkpoints(
+        self, read_models: ReadModelStore
+    ) -> None:
+        state = read_models.ensure("proj", 3, TABLES)
+        assert (state.version, state.generation, state.building) == (3, 1, None)
+        assert read_models.checkpoints("proj", 1) == {}
+        assert read_models.table("proj", "docs").count() == 0
+        assert read_models.ensure("proj", 4, TABLES).version == 3
+
+    def test_documents_and_checkpoints_commit_together(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("a", {"n": 1})
+            tx.table("docs").put("b", [1, 2])
+            assert tx.table("docs").get("a") == {"n": 1}
+            tx.advance(0, 7)
+            tx.advance(2, 3)
+        assert ready.table("proj", "docs").get("a") == {"n": 1}
+        assert list(ready.table("proj", "docs").items()) == [
+            ("a", {"n": 1}),
+            ("b", [1, 2]),
+        ]
+        assert ready.checkpoints("proj", 1) == {0: 7, 2: 3}
+
+    def test_a_failed_transaction_changes_nothing(self, ready: ReadModelStore) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("a", 1)
+            tx.advance(0, 1)
+
+        def fail() -> None:
+            with ready.transaction("proj", 1) as tx:
+                tx.table("docs").put("a", 2)
+                tx.table("docs").delete("a")
+                tx.table("other").put("x", 1)
+                tx.advance(0, 9)
+                tx.park(parked(5))
+                raise RuntimeError("handler failed")
+
+        with pytest.raises(RuntimeError):
+            fail()
+        assert ready.table("proj", "docs").get("a") == 1
+        assert ready.table("proj", "other").get("x") is None
+        assert ready.checkpoints("proj", 1) == {0: 1}
+        assert ready.parked("proj", 1) == []
+
+    def test_deletes_and_rewrites_within_a_transaction(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            docs = tx.table("docs")
+            docs.put("a", 1)
+            docs.delete("a")
+            assert docs.get("a") is None
+            docs.put("b", 1)
+            docs.put("b", 2)
+            assert docs.count() == 1
+        assert ready.table("proj", "docs").get("b") == 2
+        assert ready.table("proj", "docs").get("a") is None
+
+    def test_a_document_read_from_a_query_is_a_copy(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("a", {"n": [1]})
+        got = ready.table("proj", "docs").get("a")
+        assert got is not None
+        got["n"].append(2)
+        assert ready.table("proj", "docs").get("a") == {"n": [1]}
+
+    def test_a_rebuild_writes_a_new_generation_that_replaces_the_old_at_once(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("old", 1)
+            tx.advance(0, 10)
+        building = ready.begin_rebuild("proj", TABLES)
+        assert building == 2
+        assert ready.begin_rebuild("proj", TABLES) == 2  # resumable
+        with ready.transaction("proj", building) as tx:
+            tx.table("docs").put("new", 1)
+            tx.advance(0, 4)
+        assert ready.table("proj", "docs").get("old") == 1
+        assert ready.table("proj", "docs").get("new") is None
+        state = ready.state("proj")
+        assert state is not None
+        assert (state.generation, state.building) == (1, 2)
+        ready.finish_rebuild("proj", building, 2)
+        assert ready.table("proj", "docs").get("new") == 1
+        assert ready.table("proj", "docs").get("old") is None
+        state = ready.state("proj")
+        assert state is not None
+        assert (state.version, state.generation, state.building) == (2, 2, None)
+        assert ready.checkpoints("proj", 2) == {0: 4}
+        assert ready.checkpoints("proj", 1) == {}
+
+    def test_reset_empties_documents_checkpoints_and_dead_letters(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("a", 1)
+            tx.advance(1, 5)
+            tx.park(parked(3))
+        ready.reset("proj", TABLES, 5)
+        assert ready.table("proj", "docs").count() == 0
+        assert ready.checkpoints("proj", 1) == {}
+        assert ready.parked("proj", 1) == []
+        state = ready.state("proj")
+        assert state is not None
+        assert state.version == 5
+
+    def test_parked_events_are_listed_in_order_and_can_be_removed(
+        self, ready: ReadModelStore
+    ) -> None:
+        ready.park("proj", 1, parked(9))
+        with ready.transaction("proj", 1) as tx:
+            tx.park(parked(4, "t"))
+        assert [(p.offset, p.stream_id) for p in ready.parked("proj", 1)] == [
+            (4, "t"),
+            (9, "s"),
+        ]
+        with ready.transaction("proj", 1) as tx:
+            tx.unpark(0, 4)
+        assert [p.offset for p in ready.parked("proj", 1)] == [9]
+        ready.unpark("proj", 1, 0, 9)
+        assert ready.parked("proj", 1) == []
