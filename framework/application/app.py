@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-from framework.application.settings import AppSettings, open_store, resolve_url
+from framework.application.settings import (
+    AppSettings,
+    open_read_models,
+    open_store,
+    resolve_url,
+)
 from framework.domain.aggregate import Aggregate
 from framework.domain.commands import CommandRouter
 from framework.domain.context import MessageContext, current_context, message_context
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent, EventRegistry
-from framework.errors import AggregateNotFoundError, ConcurrencyError
+from framework.errors import (
+    AggregateNotFoundError,
+    ConcurrencyError,
+    ConfigurationError,
+    ProjectionError,
+)
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
+from framework.projections.ports import ReadModelStore
+from framework.projections.positions import PositionBoard
+from framework.projections.projection import Projection
+from framework.projections.query import ReadModel
+from framework.projections.runner import ProjectionRunner, RunnerSettings
 from framework.retry import compute_backoff
 from framework.schema.envelopes import EnvelopeDecoder
 from framework.schema.json import JsonEventCodec
@@ -63,10 +79,13 @@ class Application:
         registry: EventRegistry | None = None,
         log: Log | None = None,
         store: EventStore | None = None,
+        read_models: ReadModelStore | None = None,
     ) -> None:
         """Open the store ``url`` (else ``settings.store_url``, else the environment
         variable ``FRAMEWORK_STORE_URL``) names, or use a given ``log`` or ``store``."""
         self.settings = settings or AppSettings()
+        #: The store URL, when the store was opened from one.
+        self.url: str | None = None
         if store is not None:
             self.store = store
         elif log is not None:
@@ -76,9 +95,16 @@ class Application:
                 config=TopicConfig(partitions=self.settings.partitions),
             )
         else:
-            self.store = open_store(resolve_url(url, self.settings), self.settings)
+            self.url = resolve_url(url, self.settings)
+            self.store = open_store(self.url, self.settings)
         self.codec = JsonEventCodec(registry)
         self.router = router or CommandRouter()
+        self._read_models = read_models
+        #: Registered projections by name.
+        self.projections: dict[str, ProjectionRunner] = {}
+        self._inline: list[ProjectionRunner] = []
+        #: Positions announced by the runners of this process (push consistency).
+        self.board = PositionBoard()
 
     # -- writing ---------------------------------------------------------------
 
@@ -147,7 +173,17 @@ class Application:
                     strict=True,
                 )
             )
-        return Position(offsets), saved
+        position = Position(offsets)
+        for runner in self._inline:
+            try:
+                runner.catch_up_to(position)
+            except ProjectionError as exc:
+                exc.add_note(
+                    "the events were saved; the inline projection "
+                    f"{runner.name!r} did not apply them"
+                )
+                raise
+        return position, saved
 
     def _encode(self, envelope: Envelope) -> NewEvent:
         return NewEvent(
@@ -294,9 +330,102 @@ class Application:
             correlation_id=correlation_id or command_id, causation_id=command_id
         )
 
+    # -- projections -----------------------------------------------------------
+
+    @property
+    def read_models(self) -> ReadModelStore:
+        """Where projections keep their read models: given, or chosen by the store
+        URL (memory for ``memory://``, SQLite beside the files for ``file:``)."""
+        if self._read_models is None:
+            self._read_models = open_read_models(self.url, self.settings)
+        return self._read_models
+
+    def project(
+        self,
+        projection: Projection,
+        *,
+        inline: bool = False,
+        settings: RunnerSettings | None = None,
+    ) -> ReadModel:
+        """Register a projection and return its queries.
+
+        ``inline=True`` applies it before ``save`` returns (after catching up with
+        anything saved while the process was down); otherwise ``run_projections``
+        or the ``projections run`` command keeps it up to date.
+        """
+        if projection.name in self.projections:
+            raise ConfigurationError(
+                f"a projection named {projection.name!r} is registered already"
+            )
+        runner = ProjectionRunner(
+            self.store,
+            self.codec,
+            projection,
+            self.read_models,
+            settings=settings,
+            board=self.board,
+        )
+        self.projections[projection.name] = runner
+        if inline:
+            runner.catch_up()
+            self._inline.append(runner)
+        return self.read_model(projection.name)
+
+    def read_model(self, name: str) -> ReadModel:
+        """Queries of a projection, with pull and hybrid consistency."""
+        runner = self.projections.get(name)
+        return ReadModel(
+            name,
+            self.read_models,
+            self.store,
+            board=self.board,
+            liveness=None if runner is None else (lambda: runner.running > 0),
+        )
+
+    def run_projections(
+        self, stop: threading.Event, names: Iterable[str] | None = None
+    ) -> None:
+        """Keep the (non-inline) projections up to date until ``stop`` is set."""
+        runners = [
+            r
+            for n, r in self.projections.items()
+            if (names is None or n in names) and r not in self._inline
+        ]
+        defaults = RunnerSettings()
+        interval = defaults.poll_interval
+        for runner in runners:
+            runner.running += 1
+        try:
+            while not stop.is_set():
+                if sum(r.step() for r in runners):
+                    interval = defaults.poll_interval
+                    continue
+                stop.wait(interval)
+                interval = min(interval * 2, defaults.max_poll_interval)
+        finally:
+            for runner in runners:
+                runner.running -= 1
+
+    def start_projections(self) -> Callable[[], None]:
+        """Run the projections in a background thread; returns a function that
+        stops it and waits for it."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.run_projections, args=(stop,), name="projections", daemon=True
+        )
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join()
+
+        return halt
+
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:
+        if self._read_models is not None:
+            self._read_models.close()
         self.store.close()
 
     def __enter__(self) -> Self:

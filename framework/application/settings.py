@@ -11,6 +11,8 @@ from framework.errors import ConfigurationError
 from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
+from framework.projections.backends.memory import MemoryReadModelStore
+from framework.projections.ports import ReadModelStore
 from framework.retry import RetryPolicy
 from framework.store.event_store import LogEventStore
 from framework.store.ports import EventStore
@@ -77,6 +79,23 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
         topic=settings.events_topic,
         config=TopicConfig(partitions=settings.partitions),
     )
+
+
+#: URL scheme -> the read-model store projections use by default.
+READ_MODEL_OPENERS: dict[str, Callable[[str, AppSettings], ReadModelStore]] = {
+    "memory": lambda url, settings: MemoryReadModelStore()
+}
+
+
+def open_read_models(url: str | None, settings: AppSettings) -> ReadModelStore:
+    """The default read-model store for a store URL."""
+    opener = READ_MODEL_OPENERS.get(_scheme(url or ""))
+    if opener is None:
+        raise ConfigurationError(
+            f"no default read-model store for {_scheme(url or '') or 'this store'!r}; "
+            "pass read_models=... to Application"
+        )
+    return opener(url or "", settings)
 
 
 def open_log(url: str) -> Log:

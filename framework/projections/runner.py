@@ -95,6 +95,8 @@ class ProjectionRunner:
                 projection.name,
             )
         self._parked_streams: dict[int, set[str]] = {}
+        #: How many loops are running this runner (``run`` or an application's).
+        self.running = 0
 
     @property
     def name(self) -> str:
@@ -159,12 +161,16 @@ class ProjectionRunner:
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set, backing off while idle."""
         interval = self.settings.poll_interval
-        while not stop.is_set():
-            if self.step():
-                interval = self.settings.poll_interval
-                continue
-            stop.wait(interval)
-            interval = min(interval * 2, self.settings.max_poll_interval)
+        self.running += 1
+        try:
+            while not stop.is_set():
+                if self.step():
+                    interval = self.settings.poll_interval
+                    continue
+                stop.wait(interval)
+                interval = min(interval * 2, self.settings.max_poll_interval)
+        finally:
+            self.running -= 1
 
     def _apply(self, partition: int, batch: list[StoredEvent], generation: int) -> None:
         parked = self._parked(partition, generation)
