@@ -25,9 +25,7 @@ streams = st.dictionaries(
 
 
 @given(streams, st.integers(0, 2**62))
-def test_a_snapshot_round_trips(
-    found: dict[str, array[int]], next_offset: int
-) -> None:
+def test_a_snapshot_round_trips(found: dict[str, array[int]], next_offset: int) -> None:
     assert index_snapshot.decode(index_snapshot.encode(found, next_offset)) == (
         found,
         next_offset,
@@ -60,7 +58,6 @@ class CountingLog(MemoryLog):
         return records
 
 
-
 def fill(store: LogEventStore, count: int) -> None:
     for n in range(count):
         store.append(f"s{n % 17}", [new_event()], expected_version=n // 17)
@@ -84,9 +81,7 @@ def test_reopening_reads_the_snapshot_and_only_the_tail(tmp_path: Path) -> None:
     for n in range(17):
         assert reopened.stream_version(f"s{n}") == 11
     assert log.records_read == 17
-    assert [e.stream_version for e in reopened.read_stream("s3")] == list(
-        range(1, 12)
-    )
+    assert [e.stream_version for e in reopened.read_stream("s3")] == list(range(1, 12))
 
 
 def test_a_snapshot_of_another_log_is_ignored_and_the_index_rebuilt(
