@@ -50,6 +50,12 @@ class Transaction(Protocol):
 
     def table(self, name: str) -> WritableDocuments: ...
 
+    def checkpoint(self, partition: int) -> int:
+        """The committed checkpoint of ``partition`` as this transaction sees it
+        (-1: nothing applied). Runners compare it with what they read before, so
+        that two members never both apply a batch."""
+        ...
+
     def advance(self, partition: int, offset: int) -> None:
         """Record that the projection has applied ``offset`` of ``partition``."""
         ...

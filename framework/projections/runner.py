@@ -38,6 +38,10 @@ class RunnerSettings:
     )
 
 
+class _Fenced(Exception):
+    """Another member advanced the partition since this one read its checkpoint."""
+
+
 class _HandlerFailed(Exception):
     def __init__(self, stored: StoredEvent, error: BaseException) -> None:
         super().__init__(str(error))
@@ -176,16 +180,35 @@ class ProjectionRunner:
         parked = self._parked(partition, generation)
         try:
             with self.read_models.transaction(self.name, generation) as transaction:
+                self._fence(transaction, partition, batch[0].offset)
                 for stored in batch:
                     self._apply_one(transaction, stored, parked)
                 transaction.advance(partition, batch[-1].offset)
+        except _Fenced:
+            return
         except _HandlerFailed:
             # Roll back to the batch's start and go one event at a time, so that
             # everything before the failing event is kept.
             for stored in batch:
-                self._apply_alone(partition, stored, generation, parked)
+                try:
+                    self._apply_alone(partition, stored, generation, parked)
+                except _Fenced:
+                    return
         if self.board is not None and not self.rebuilding:
             self.board.publish(self.name, {partition: batch[-1].offset})
+
+    def _fence(self, transaction: Transaction, partition: int, first: int) -> None:
+        committed = transaction.checkpoint(partition)
+        if committed != first - 1:
+            # Another member applied this partition meanwhile (a rebalance moved
+            # it): applying the batch again would count its events twice.
+            logger.info(
+                "projection %s: partition %d moved on to %d meanwhile; skipping",
+                self.name,
+                partition,
+                committed,
+            )
+            raise _Fenced
 
     def _apply_one(
         self, transaction: Transaction, stored: StoredEvent, parked: set[str]
@@ -217,6 +240,7 @@ class ProjectionRunner:
             attempt += 1
             try:
                 with self.read_models.transaction(self.name, generation) as transaction:
+                    self._fence(transaction, partition, stored.offset)
                     self._apply_one(transaction, stored, parked)
                     transaction.advance(partition, stored.offset)
                 return
@@ -243,6 +267,7 @@ class ProjectionRunner:
                     failed.error,
                 )
                 with self.read_models.transaction(self.name, generation) as transaction:
+                    self._fence(transaction, partition, stored.offset)
                     transaction.park(
                         self._parked_event(stored, repr(failed.error), attempt)
                     )

@@ -101,6 +101,10 @@ class _MemoryTransaction:
             table = self.tables[name] = _BufferedTable(rows)
         return table
 
+    def checkpoint(self, partition: int) -> int:
+        committed = self._store._checkpoints.get((self._projection, self._generation))
+        return -1 if committed is None else committed.get(partition, -1)
+
     def advance(self, partition: int, offset: int) -> None:
         self.checkpoints[partition] = offset
 

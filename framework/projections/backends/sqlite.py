@@ -180,6 +180,14 @@ class _SQLiteTransaction:
             )
         return table
 
+    def checkpoint(self, partition: int) -> int:
+        row = self._connection.execute(
+            'SELECT "offset" FROM fw_checkpoints '
+            "WHERE name = ? AND generation = ? AND partition = ?",
+            (self._projection, self._generation, partition),
+        ).fetchone()
+        return -1 if row is None else int(row[0])
+
     def advance(self, partition: int, offset: int) -> None:
         self.checkpoints[partition] = offset
 
