@@ -1,0 +1,1 @@
+"""The management commands: ``python -m framework <group> <command>``."""
