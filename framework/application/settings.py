@@ -41,14 +41,23 @@ def _open_memory(url: str) -> Log:
 #: URL scheme -> the log it opens; the event store is then ``LogEventStore``.
 OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory}
 
+
+def _open_postgres(url: str, settings: AppSettings) -> EventStore:
+    # Imported here so that `import framework` never imports psycopg.
+    from framework.store.backends.postgres import open_postgres_store
+
+    return open_postgres_store(url, settings)
+
+
 #: URL scheme -> an event store of its own (backends that implement the store
 #: natively, such as PostgreSQL). Checked before ``OPENERS``.
-STORE_OPENERS: dict[str, Callable[[str, AppSettings], EventStore]] = {}
+STORE_OPENERS: dict[str, Callable[[str, AppSettings], EventStore]] = {
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
+}
 
 _LATER = {
     "file": "the segment-file store (issue 3)",
-    "postgresql": "the PostgreSQL store (issue 4)",
-    "postgres": "the PostgreSQL store (issue 4)",
 }
 
 

@@ -74,10 +74,18 @@ class FileGroup:
         self._members.mkdir(parents=True, exist_ok=True)
         self._locks.mkdir(parents=True, exist_ok=True)
         path = self._members / f"{self.member_id}.member"
-        for _ in range(100):
+        busy = 0
+        for _ in range(200):
             fd = _try_lock(path)
             if fd is None:
-                raise RuntimeError(f"member id {self.member_id!r} is in use")
+                # Another member may be checking whether this file is a dead
+                # member's (it holds the lock for a moment); a live member with
+                # our id holds it for good.
+                busy += 1
+                if busy > 50:
+                    raise RuntimeError(f"member id {self.member_id!r} is in use")
+                time.sleep(0.01)
+                continue
             # Another member may have taken our new, not yet locked file for a dead
             # member's and removed it; then we hold a lock nobody can see: retry.
             try:

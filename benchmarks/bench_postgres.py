@@ -1,0 +1,364 @@
+"""PostgreSQL benchmarks: the raw limits, our store, and the ``eventsourcing`` peer.
+
+Run ``python -m benchmarks --runs 3 pg_save_1 ...``. Backends: ``raw`` (psycopg
+alone), ``postgres`` (ours) and ``peer`` (``eventsourcing`` 9.5.6, the ``peers``
+extra). Each run gets a schema of its own, dropped afterwards. The server comes
+from ``FRAMEWORK_DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1/test``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.core import Context, Measurement, bench
+from example_ledger.domain import Account
+from framework import Application
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+APP = ("postgres", "peer")
+RAW = ("raw",)
+
+
+def server_url() -> str:
+    return os.environ.get("FRAMEWORK_DATABASE_URL") or DEFAULT_URL
+
+
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    name = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(server_url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def our_url(schema: str) -> str:
+    url = server_url()
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+# -- the peer ------------------------------------------------------------------
+
+
+def _peer_app(schema: str, *, create_table: bool = True) -> Any:
+    from urllib.parse import urlsplit
+
+    from eventsourcing.application import Application as PeerApplication
+
+    parts = urlsplit(server_url())
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/") or "test",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": parts.username or "postgres",
+        "POSTGRES_PASSWORD": parts.password or "",
+        "POSTGRES_SCHEMA": schema,
+        # Racing CREATE TABLE IF NOT EXISTS from several processes fails.
+        "CREATE_TABLE": "yes" if create_table else "no",
+    }
+    return PeerApplication(env=env)
+
+
+def _peer_account() -> type[Any]:
+    from eventsourcing.domain import Aggregate, event
+
+    class PeerAccount(Aggregate):  # type: ignore[misc]
+        @event("Opened")  # type: ignore[misc]
+        def __init__(self, owner: str) -> None:
+            self.owner = owner
+            self.balance = 0
+
+        @event("Deposited")  # type: ignore[misc]
+        def deposit(self, amount: int) -> None:
+            self.balance += amount
+
+    return PeerAccount
+
+
+_PEER_ACCOUNT: type[Any] | None = None
+
+
+def peer_account() -> type[Any]:
+    global _PEER_ACCOUNT  # noqa: PLW0603 - one class per process, built lazily
+    if _PEER_ACCOUNT is None:
+        _PEER_ACCOUNT = _peer_account()
+    return _PEER_ACCOUNT
+
+
+# -- raw limits ----------------------------------------------------------------
+
+
+def _raw_table(conn: psycopg.Connection[Any], schema: str) -> sql.Composed:
+    table = sql.Identifier(schema, "raw")
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, data bytea)"
+        ).format(table)
+    )
+    return sql.SQL("INSERT INTO {} (data) VALUES (%s)").format(table)
+
+
+@bench("pg_raw_insert", RAW)
+def raw_insert(ctx: Context) -> Measurement:
+    """One single-row INSERT per commit on one connection."""
+    n = ctx.n(5_000)
+    payload = b"x" * 100
+    with fresh_schema() as schema, psycopg.connect(server_url(), autocommit=True) as c:
+        insert = _raw_table(c, schema)
+        started = time.perf_counter()
+        for _ in range(n):
+            c.execute(insert, (payload,))
+        seconds = time.perf_counter() - started
+    return Measurement(events=n, seconds=seconds)
+
+
+@bench("pg_raw_executemany_100", RAW)
+def raw_executemany(ctx: Context) -> Measurement:
+    """executemany of 100 rows per commit."""
+    n = ctx.n(300)
+    rows = [(b"x" * 100,)] * 100
+    with fresh_schema() as schema, psycopg.connect(server_url()) as c:
+        insert = _raw_table(c, schema)
+        c.commit()
+        started = time.perf_counter()
+        for _ in range(n):
+            with c.cursor() as cur:
+                cur.executemany(insert, rows)
+            c.commit()
+        seconds = time.perf_counter() - started
+    return Measurement(events=n * 100, seconds=seconds)
+
+
+def _raw_worker(schema: str, count: int, start_at: float) -> tuple[float, float]:
+    with psycopg.connect(server_url(), autocommit=True) as c:
+        insert = sql.SQL("INSERT INTO {} (data) VALUES (%s)").format(
+            sql.Identifier(schema, "raw")
+        )
+        time.sleep(max(0.0, start_at - time.time()))
+        began = time.time()
+        for _ in range(count):
+            c.execute(insert, (b"x" * 100,))
+        return began, time.time()
+
+
+def _in_processes(
+    worker: Callable[..., tuple[float, float]], args: list[tuple[Any, ...]]
+) -> float:
+    """Run ``worker`` in one process per args tuple, started together; return the
+    wall-clock seconds from the first start to the last finish."""
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(len(args)) as pool:
+        spans = pool.starmap(worker, args)
+    return max(end for _, end in spans) - min(begin for begin, _ in spans)
+
+
+@bench("pg_raw_insert_4", RAW)
+def raw_insert_4(ctx: Context) -> Measurement:
+    """Single-row INSERT per commit from 4 processes at once."""
+    per = ctx.n(2_500)
+    with fresh_schema() as schema:
+        with psycopg.connect(server_url(), autocommit=True) as c:
+            _raw_table(c, schema)
+        start_at = time.time() + 3
+        seconds = _in_processes(_raw_worker, [(schema, per, start_at)] * 4)
+    return Measurement(events=4 * per, seconds=seconds)
+
+
+# -- ours and the peer ---------------------------------------------------------
+
+
+@bench("pg_save_1", APP)
+def save_1(ctx: Context) -> Measurement:
+    """Single-event saves (a new account) from one writer."""
+    n = ctx.n(3_000 if ctx.backend == "postgres" else 1_500)
+    with fresh_schema() as schema:
+        if ctx.backend == "postgres":
+            with Application(our_url(schema)) as app:
+                accounts = [Account.open("owner") for _ in range(n)]
+                app.save(Account.open("warm-up"))
+                started = time.perf_counter()
+                for account in accounts:
+                    app.save(account)
+                seconds = time.perf_counter() - started
+        else:
+            peer = _peer_app(schema)
+            cls = peer_account()
+            accounts = [cls("owner") for _ in range(n)]
+            peer.save(cls("warm-up"))
+            started = time.perf_counter()
+            for account in accounts:
+                peer.save(account)
+            seconds = time.perf_counter() - started
+            peer.close()
+    return Measurement(events=n, seconds=seconds)
+
+
+def _writer(
+    backend: str, schema: str, count: int, start_at: float
+) -> tuple[float, float]:
+    if backend == "postgres":
+        with Application(our_url(schema)) as app:
+            app.save(Account.open("warm-up"))
+            accounts = [Account.open("owner") for _ in range(count)]
+            time.sleep(max(0.0, start_at - time.time()))
+            began = time.time()
+            for account in accounts:
+                app.save(account)
+            return began, time.time()
+    peer = _peer_app(schema, create_table=False)
+    cls = peer_account()
+    peer.save(cls("warm-up"))
+    peer_accounts = [cls("owner") for _ in range(count)]
+    time.sleep(max(0.0, start_at - time.time()))
+    began = time.time()
+    for peer_account_ in peer_accounts:
+        peer.save(peer_account_)
+    ended = time.time()
+    peer.close()
+    return began, ended
+
+
+@bench("pg_save_1_4procs", APP)
+def save_1_4procs(ctx: Context) -> Measurement:
+    """Single-event saves from 4 writer processes at once."""
+    per = ctx.n(2_000 if ctx.backend == "postgres" else 600)
+    with fresh_schema() as schema:
+        # Create the tables before the race, as a deployment's migrate step would.
+        if ctx.backend == "postgres":
+            Application(our_url(schema)).close()
+        else:
+            _peer_app(schema).close()
+        start_at = time.time() + 4
+        seconds = _in_processes(_writer, [(ctx.backend, schema, per, start_at)] * 4)
+    return Measurement(events=4 * per, seconds=seconds)
+
+
+@bench("pg_command", APP)
+def command(ctx: Context) -> Measurement:
+    """Load-change-save commands: load an account, deposit, save."""
+    n = ctx.n(2_000 if ctx.backend == "postgres" else 1_000)
+    rng = random.Random(3)
+    with fresh_schema() as schema:
+        if ctx.backend == "postgres":
+            with Application(our_url(schema)) as app:
+                ids = []
+                for _ in range(200):
+                    account = Account.open("owner")
+                    for _ in range(9):
+                        account.deposit(1)
+                    app.save(account)
+                    ids.append(account.id)
+                picks = [rng.choice(ids) for _ in range(n)]
+                started = time.perf_counter()
+                for account_id in picks:
+                    account = app.load(Account, account_id)
+                    account.deposit(1)
+                    app.save(account)
+                seconds = time.perf_counter() - started
+        else:
+            peer = _peer_app(schema)
+            cls = peer_account()
+            peer_ids = []
+            for _ in range(200):
+                peer_acc = cls("owner")
+                for _ in range(9):
+                    peer_acc.deposit(1)
+                peer.save(peer_acc)
+                peer_ids.append(peer_acc.id)
+            picks_ = [rng.choice(peer_ids) for _ in range(n)]
+            started = time.perf_counter()
+            for peer_id in picks_:
+                peer_acc = peer.repository.get(peer_id)
+                peer_acc.deposit(1)
+                peer.save(peer_acc)
+            seconds = time.perf_counter() - started
+            peer.close()
+    return Measurement(events=n, seconds=seconds)
+
+
+@bench("pg_save_100", APP)
+def save_100(ctx: Context) -> Measurement:
+    """100-event saves: an account opened and given 99 deposits, saved at once."""
+    n = ctx.n(300)
+    with fresh_schema() as schema:
+        if ctx.backend == "postgres":
+            with Application(our_url(schema)) as app:
+                accounts = []
+                for _ in range(n):
+                    account = Account.open("owner")
+                    for _ in range(99):
+                        account.deposit(5)
+                    accounts.append(account)
+                started = time.perf_counter()
+                for account in accounts:
+                    app.save(account)
+                seconds = time.perf_counter() - started
+        else:
+            peer = _peer_app(schema)
+            cls = peer_account()
+            peer_accounts = []
+            for _ in range(n):
+                peer_acc = cls("owner")
+                for _ in range(99):
+                    peer_acc.deposit(5)
+                peer_accounts.append(peer_acc)
+            started = time.perf_counter()
+            for peer_acc in peer_accounts:
+                peer.save(peer_acc)
+            seconds = time.perf_counter() - started
+            peer.close()
+    return Measurement(events=n * 100, seconds=seconds)
+
+
+@bench("pg_replay", APP)
+def replay(ctx: Context) -> Measurement:
+    """Replay every stored event, decoded to domain events (1,000 x 100 events)."""
+    streams = ctx.n(1_000)
+    with fresh_schema() as schema:
+        if ctx.backend == "postgres":
+            with Application(our_url(schema)) as app:
+                for _ in range(streams):
+                    account = Account.open("owner")
+                    for _ in range(99):
+                        account.deposit(5)
+                    app.save(account)
+                started = time.perf_counter()
+                count = sum(1 for _ in app.iter_all_events())
+                seconds = time.perf_counter() - started
+        else:
+            peer = _peer_app(schema)
+            cls = peer_account()
+            for _ in range(streams):
+                peer_acc = cls("owner")
+                for _ in range(99):
+                    peer_acc.deposit(5)
+                peer.save(peer_acc)
+            started = time.perf_counter()
+            count = 0
+            start = 1
+            to_domain_event = peer.mapper.to_domain_event
+            while True:
+                notifications = peer.recorder.select_notifications(start, 5_000)
+                if not notifications:
+                    break
+                for notification in notifications:
+                    to_domain_event(notification)
+                    count += 1
+                start = notifications[-1].id + 1
+            seconds = time.perf_counter() - started
+            peer.close()
+    return Measurement(events=count, seconds=seconds)

@@ -1,0 +1,100 @@
+"""``Database``: one schema on one server, reached through a connection pool.
+
+Opening it checks the server with one direct connection (so a wrong host or
+password fails at once with a clear message, not after a pool timeout), applies
+the missing migrations, then starts the pool. Both backends share this object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from framework.postgres.ddl import current_version, migrate
+from framework.postgres.errors import translated
+from framework.postgres.notify import Notifier
+from framework.postgres.url import PostgresURL, parse_url
+
+logger = logging.getLogger("framework.postgres")
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class Database:
+    """A pool of autocommit connections to ``url``'s schema, migrated on open.
+
+    Thread-safe. Every connection handed out by ``connection()`` runs its block
+    inside ``translated``, so only framework errors come out of it.
+    """
+
+    def __init__(self, url: PostgresURL | str | None = None) -> None:
+        self.url = url if isinstance(url, PostgresURL) else parse_url(url)
+        self.schema = self.url.schema
+        with translated(self.url):
+            with psycopg.connect(self.url.conninfo, autocommit=True) as conn:
+                migrate(conn, self.schema)
+            self.pool: psycopg_pool.ConnectionPool[Connection] = (
+                psycopg_pool.ConnectionPool(
+                    self.url.conninfo,
+                    min_size=self.url.pool_min,
+                    max_size=self.url.pool_max,
+                    kwargs={"autocommit": True},
+                    timeout=self.url.connect_timeout,
+                    name=f"framework:{self.schema}",
+                    open=False,
+                )
+            )
+            self.pool.open(wait=False)
+        self.notifier: Notifier | None = (
+            Notifier(self.url, self.channel) if self.url.notify else None
+        )
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel appends announce themselves on."""
+        return f"framework:{self.schema}"[:63]
+
+    def table(self, name: str) -> sql.Identifier:
+        """A schema-qualified table name, quoted by psycopg."""
+        return sql.Identifier(self.schema, name)
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode; driver errors translated."""
+        with translated(self.url), self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Flush pending notifications and close the pool. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self.notifier is not None:
+            self.notifier.close()
+        self.pool.close()
+
+
+def migrate_database(url: PostgresURL | str | None = None) -> tuple[list[int], int]:
+    """Apply missing migrations to ``url``'s schema without opening a pool.
+
+    Returns (the migrations applied now, the schema's version afterwards).
+    Raises ``StoreConnectionError`` if the server cannot be reached.
+    """
+    parsed = url if isinstance(url, PostgresURL) else parse_url(url)
+    with (
+        translated(parsed),
+        psycopg.connect(parsed.conninfo, autocommit=True) as conn,
+    ):
+        applied = migrate(conn, parsed.schema)
+        version = current_version(conn, parsed.schema)
+    return applied, version

@@ -1,0 +1,1 @@
+"""Native event stores: backends that implement ``EventStore`` themselves."""

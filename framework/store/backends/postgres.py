@@ -1,0 +1,537 @@
+"""``PostgresEventStore``: the event store natively on PostgreSQL.
+
+The database enforces the promises in the statement that writes: stream id +
+version is unique (optimistic concurrency), the event id is unique (idempotent
+retries), and offsets are taken under the partition's row lock held to the commit
+(gapless per partition). Several streams are one transaction, locking partitions
+in ascending order so that writers cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from psycopg import sql
+
+from framework.errors import ConcurrencyError, CorruptLogError, StoreError
+from framework.log.backends.postgres import PostgresLog
+from framework.log.config import TopicConfig
+from framework.log.partitioner import partition_for
+from framework.postgres.database import Connection, Database
+from framework.postgres.errors import DuplicateRowError
+from framework.postgres.headers import decode_user_headers, encode_user_headers
+from framework.postgres.url import PostgresURL
+from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.ports import StreamAppend
+from framework.store.position import Position
+
+logger = logging.getLogger("framework.store")
+
+#: How often an append is retried after a conflict that turned out not to be one
+#: (a concurrent writer committed while this statement waited for the lock).
+_MAX_TRIES = 5
+_MAX_VERSION = 2**31 - 1
+_new_tuple = tuple.__new__
+
+
+class _NotWritten(Exception):
+    """The expected version was not found; abort the transaction."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _Conflict(Exception):
+    def __init__(self, index: int, cause: DuplicateRowError) -> None:
+        self.index = index
+        self.cause = cause
+
+
+class PostgresEventStore:
+    """An ``EventStore`` in a PostgreSQL schema; thread- and process-safe.
+
+    ``append`` is one statement (one round trip): it locks the partition head,
+    checks the expected version, inserts and commits. Loading a stream is an index
+    lookup on (stream id, version).
+    """
+
+    def __init__(
+        self,
+        url: PostgresURL | str | Database | None = None,
+        *,
+        topic: str = "events",
+        config: TopicConfig | None = None,
+    ) -> None:
+        self._owns_db = not isinstance(url, Database)
+        self.db = url if isinstance(url, Database) else Database(url)
+        try:
+            self.log = PostgresLog(self.db)
+            self.config = self.log.ensure_topic(
+                topic, config or TopicConfig(partitions=8)
+            )
+        except BaseException:
+            if self._owns_db:
+                self.db.close()
+            raise
+        self.topic = topic
+        self.partitions = self.config.partitions
+        #: ``append_streams`` is one transaction.
+        self.atomic_multi_stream = True
+        self._topic_id = self.log.topic_id(topic)
+        t = self.db.table
+        #: (single event?, "any" | "new" | "at") -> the append statement.
+        self._q_append = {
+            (single, kind): _append_statement(self.db, single=single, kind=kind)
+            for single in (True, False)
+            for kind in ("any", "new", "at")
+        }
+        columns = sql.SQL(
+            "event_id, stream_id, stream_version, event_name, event_version, value, "
+            'timestamp_ms, correlation_id, causation_id, headers, partition, "offset"'
+        )
+        self._q_read_stream = (
+            sql.SQL(
+                "SELECT {columns} FROM {records} "
+                "WHERE topic_id = %s AND stream_id = %s "
+                "AND stream_version BETWEEN %s AND %s ORDER BY stream_version"
+            )
+            .format(columns=columns, records=t("records"))
+            .as_bytes(None)
+        )
+        self._q_read_partition = (
+            sql.SQL(
+                "SELECT {columns} FROM {records} "
+                "WHERE topic_id = %s AND partition = %s "
+                'AND "offset" >= %s ORDER BY "offset" LIMIT %s'
+            )
+            .format(columns=columns, records=t("records"))
+            .as_bytes(None)
+        )
+        self._q_version = (
+            sql.SQL(
+                "SELECT coalesce(max(stream_version), 0) FROM {} "
+                "WHERE topic_id = %s AND stream_id = %s"
+            )
+            .format(t("records"))
+            .as_bytes(None)
+        )
+        self._q_by_ids = (
+            sql.SQL(
+                "SELECT event_id, stream_id, stream_version, partition, "
+                '"offset" FROM {} '
+                "WHERE topic_id = %s AND event_id = ANY(%s::uuid[])"
+            )
+            .format(t("records"))
+            .as_bytes(None)
+        )
+
+    def partition_of(self, stream_id: str) -> int:
+        return partition_for(stream_id, self.partitions)
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None
+    ) -> Appended:
+        """Append ``events`` as versions ``expected_version + 1 ...`` in one
+        statement. ``expected_version`` 0 means the stream must not exist, ``None``
+        any version.
+
+        Raises ``ConcurrencyError`` (nothing written) if the stream is at another
+        version. If these event ids are already stored as consecutive versions of
+        this stream (a retry), nothing is written and the original positions come
+        back with ``already_stored=True``.
+        """
+        return self.append_streams(
+            [
+                StreamAppend(
+                    stream_id=stream_id,
+                    events=events,
+                    expected_version=expected_version,
+                )
+            ]
+        )[0]
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
+        """Append to several streams in one transaction: all or nothing.
+
+        Partitions are locked in ascending order, so concurrent multi-stream
+        appends cannot deadlock. A stream whose events are already stored (a retry)
+        is reported ``already_stored`` and the others are written.
+        """
+        for append in appends:
+            _check(append)
+        # Sorted by partition: the lock order that keeps writers deadlock-free.
+        todo = sorted(
+            range(len(appends)), key=lambda i: self.partition_of(appends[i].stream_id)
+        )
+        results: dict[int, Appended] = {}
+        for _ in range(_MAX_TRIES):
+            pending = [i for i in todo if i not in results]
+            if not pending:
+                break
+            try:
+                written = self._write([appends[i] for i in pending])
+            except _Conflict as conflict:
+                # A retried save finds all its streams stored; look at each once.
+                for i in pending:
+                    found = self._stored_ids(appends[i])
+                    if found is not None:
+                        results[i] = found
+                index = pending[conflict.index]
+                if index not in results:
+                    self._after_conflict(appends[index], conflict.cause)
+                continue
+            except _NotWritten as missing:
+                self._after_missing(appends[pending[missing.index]])
+                continue
+            results.update(zip(pending, written, strict=True))
+            self._announce(written)
+            break
+        else:
+            raise StoreError(
+                f"append to {', '.join(repr(a.stream_id) for a in appends)} kept "
+                f"meeting concurrent writers after {_MAX_TRIES} tries; nothing more "
+                "was written; try again later"
+            )
+        return [results[i] for i in range(len(appends))]
+
+    def _write(self, appends: Sequence[StreamAppend]) -> list[Appended]:
+        index = 0
+        try:
+            with self.db.connection() as conn:
+                if len(appends) == 1:
+                    # One statement in autocommit is its own transaction: the lock
+                    # is held only for the statement and its commit, one round trip.
+                    return [self._write_one(conn, 0, appends[0])]
+                written = []
+                with conn.transaction():
+                    for index, append in enumerate(appends):
+                        written.append(self._write_one(conn, index, append))
+                return written
+        except DuplicateRowError as exc:
+            raise _Conflict(index, exc) from exc
+
+    def _write_one(
+        self, conn: Connection, index: int, append: StreamAppend
+    ) -> Appended:
+        events = append.events
+        partition = self.partition_of(append.stream_id)
+        expected = append.expected_version
+        kind = "any" if expected is None else "new" if expected == 0 else "at"
+        params: dict[str, Any] = {
+            "topic": self._topic_id,
+            "partition": partition,
+            "expected": expected,
+            "stream": append.stream_id,
+        }
+        if len(events) == 1:
+            # Scalars, not arrays: dumping eight one-element arrays costs more
+            # than the insert on the fast path of single-event saves.
+            event = events[0]
+            params["ts"] = event.timestamp_ms
+            params["data"] = event.data
+            params["headers"] = encode_user_headers(event.headers)
+            params["id"] = event.event_id
+            params["name"] = event.name
+            params["version"] = event.version
+            params["corr"] = event.correlation_id
+            params["caus"] = event.causation_id
+        else:
+            params["n"] = len(events)
+            params["ts"] = [e.timestamp_ms for e in events]
+            params["data"] = [e.data for e in events]
+            params["headers"] = [encode_user_headers(e.headers) for e in events]
+            params["id"] = [e.event_id for e in events]
+            params["name"] = [e.name for e in events]
+            params["version"] = [e.version for e in events]
+            params["corr"] = [e.correlation_id for e in events]
+            params["caus"] = [e.causation_id for e in events]
+        query = self._q_append[len(events) == 1, kind]
+        row = conn.execute(query, params).fetchone()
+        if row is None or row[0] is None:
+            raise _NotWritten(index)
+        first_offset, first_version = int(row[0]), int(row[1])
+        return Appended(
+            stream_id=append.stream_id,
+            partition=partition,
+            first_offset=first_offset,
+            last_offset=first_offset + len(events) - 1,
+            first_version=first_version,
+            last_version=first_version + len(events) - 1,
+        )
+
+    def _announce(self, written: Sequence[Appended]) -> None:
+        notifier = self.db.notifier
+        if notifier is None:
+            return
+        last: dict[int, int] = {}
+        for appended in written:
+            last[appended.partition] = max(
+                last.get(appended.partition, -1), appended.last_offset
+            )
+        for partition, offset in last.items():
+            notifier.publish(self.topic, partition, offset)
+
+    def _after_conflict(self, append: StreamAppend, cause: DuplicateRowError) -> None:
+        """A unique constraint refused an append whose events are not stored: a
+        real conflict (raised), or a stale view of the stream (return: try again).
+        """
+        actual = self.stream_version(append.stream_id)
+        if append.expected_version is not None and append.expected_version != actual:
+            raise ConcurrencyError(
+                append.stream_id, append.expected_version, actual
+            ) from cause
+        found = self._ids_found_elsewhere(append)
+        if found:
+            raise ConcurrencyError(
+                append.stream_id,
+                append.expected_version,
+                actual,
+                note=f"event ids {', '.join(found)} are stored already elsewhere; "
+                "give new events new ids",
+            ) from cause
+        # The statement saw the stream as it was before the writer it waited for
+        # committed; the stream is now where the caller expects: try again.
+
+    def _after_missing(self, append: StreamAppend) -> None:
+        """The expected version was not found by the statement: conflict, unless
+        it has been committed meanwhile (then the caller tries again)."""
+        actual = self.stream_version(append.stream_id)
+        if actual != append.expected_version:
+            raise ConcurrencyError(append.stream_id, append.expected_version, actual)
+
+    def _lookup_ids(self, append: StreamAppend) -> list[tuple[Any, ...]]:
+        with self.db.connection() as conn:
+            return conn.execute(
+                self._q_by_ids,
+                (self._topic_id, [e.event_id for e in append.events]),
+            ).fetchall()
+
+    def _stored_ids(self, append: StreamAppend) -> Appended | None:
+        rows = {row[0]: row for row in self._lookup_ids(append)}
+        ordered = [rows.get(e.event_id) for e in append.events]
+        if any(r is None or r[1] != append.stream_id for r in ordered):
+            return None
+        first = ordered[0]
+        assert first is not None
+        versions = [int(r[2]) for r in ordered if r is not None]
+        if versions != list(range(versions[0], versions[0] + len(versions))):
+            return None
+        if (
+            append.expected_version is not None
+            and versions[0] != append.expected_version + 1
+        ):
+            return None
+        offsets = [int(r[4]) for r in ordered if r is not None]
+        logger.debug(
+            "append to %r: versions %d..%d already stored, nothing written",
+            append.stream_id,
+            versions[0],
+            versions[-1],
+        )
+        return Appended(
+            stream_id=append.stream_id,
+            partition=int(first[3]),
+            first_offset=offsets[0],
+            last_offset=offsets[-1],
+            first_version=versions[0],
+            last_version=versions[-1],
+            already_stored=True,
+        )
+
+    def _ids_found_elsewhere(self, append: StreamAppend) -> list[str]:
+        return [str(row[0]) for row in self._lookup_ids(append)]
+
+    # -- reading ---------------------------------------------------------------
+
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: 0 if it has no events."""
+        with self.db.connection() as conn:
+            row = conn.execute(self._q_version, (self._topic_id, stream_id)).fetchone()
+        return int(row[0]) if row else 0
+
+    def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        """The stream's events ``from_version..to_version`` in order: one index
+        range scan, O(events returned)."""
+        if from_version < 1:
+            raise ValueError(f"from_version counts from 1, got {from_version}")
+        upper = _MAX_VERSION if to_version is None else to_version
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                self._q_read_stream,
+                (self._topic_id, stream_id, from_version, upper),
+                binary=True,
+            ).fetchall()
+        return _to_stored(self.topic, rows)
+
+    def read_partition(
+        self, partition: int, from_offset: int = 0, max_events: int = 1000
+    ) -> list[StoredEvent]:
+        """Events of one partition from ``from_offset``, in offset order; only
+        committed ones, and never with a gap (see the module docstring)."""
+        self.log._checked(self.topic, partition)
+        if from_offset < 0:
+            raise ValueError(f"from_offset counts from 0, got {from_offset}")
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                self._q_read_partition,
+                (self._topic_id, partition, from_offset, max_events),
+                binary=True,
+            ).fetchall()
+        return _to_stored(self.topic, rows)
+
+    def iter_partition(
+        self, partition: int, from_offset: int = 0, chunk: int = 5000
+    ) -> Iterator[StoredEvent]:
+        """Every event of a partition from ``from_offset`` to its end, fetched in
+        chunks by keyset pagination (no cursor held open between chunks)."""
+        offset = from_offset
+        while True:
+            events = self.read_partition(partition, offset, chunk)
+            yield from events
+            if len(events) < chunk:
+                return
+            offset = events[-1].offset + 1
+
+    def end_position(self) -> Position:
+        """The last committed offset of every non-empty partition."""
+        ends = self.log.end_offsets(self.topic)
+        return Position({p: end - 1 for p, end in ends.items() if end > 0})
+
+    def close(self) -> None:
+        """Close the pool (if this store opened it). Idempotent."""
+        if self._owns_db:
+            self.db.close()
+
+
+def _append_statement(db: Database, *, single: bool, kind: str) -> bytes:
+    """The one-statement append: lock the head row, check, insert, return the
+    first offset and version (no row when the expected version is missing).
+
+    ``kind`` is how the expected version is given: ``any`` (None), ``new`` (0) or
+    ``at`` (a version that must exist). A statement per kind, because a generic
+    plan cannot skip the parts a parameter makes unnecessary.
+    """
+    records = db.table("records")
+    # Version ``expected`` must exist: checked in the UPDATE, so that a miss locks
+    # nothing and takes no offsets (an EXISTS in the INSERT would leave a gap).
+    guard = (
+        sql.SQL(
+            "AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
+            "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
+        ).format(records)
+        if kind == "at"
+        else sql.SQL("")
+    )
+    # With no expected version, the statement's snapshot may predate the writer
+    # it waited for; the unique index then refuses the row and the store retries.
+    base_version = (
+        sql.SQL(
+            "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
+            "AND stream_id = %(stream)s), 0)"
+        ).format(records)
+        if kind == "any"
+        else sql.SQL("%(expected)s::integer")
+    )
+    count = sql.SQL("1") if single else sql.SQL("%(n)s::bigint")
+    if single:
+        source = sql.SQL(
+            "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, %(headers)s::bytea, "
+            "{version} + 1, %(id)s::uuid, %(name)s::text, %(version)s::integer, "
+            "%(corr)s::text, %(caus)s::text FROM head"
+        ).format(version=base_version)
+    else:
+        source = sql.SQL(
+            "SELECT head.base + e.i - 1, e.ts, e.data, e.headers, {version} + e.i, "
+            "e.id, e.name, e.version, e.corr, e.caus "
+            "FROM head, unnest(%(ts)s::bigint[], %(data)s::bytea[], "
+            "%(headers)s::bytea[], %(id)s::uuid[], %(name)s::text[], "
+            "%(version)s::integer[], %(corr)s::text[], %(caus)s::text[]) "
+            "WITH ORDINALITY AS e(ts, data, headers, id, name, version, corr, caus, i)"
+        ).format(version=base_version)
+    insert = sql.SQL(
+        """WITH head AS (
+            UPDATE {partitions} SET next_offset = next_offset + {count}
+            WHERE topic_id = %(topic)s AND partition = %(partition)s {guard}
+            RETURNING next_offset - {count} AS base
+        ){written}
+            INSERT INTO {records} ("offset", timestamp_ms, value, headers,
+                stream_version, event_id, event_name, event_version, correlation_id,
+                causation_id, topic_id, partition, stream_id)
+            SELECT s.*, %(topic)s, %(partition)s, %(stream)s FROM ({source}) AS s
+            RETURNING "offset", stream_version{tail}"""
+    )
+    return insert.format(
+        written=sql.SQL("") if single else sql.SQL(", written AS ("),
+        tail=sql.SQL("")
+        if single
+        else sql.SQL(
+            ')\n        SELECT min("offset"), min(stream_version) FROM written'
+        ),
+        partitions=db.table("partitions"),
+        records=records,
+        count=count,
+        guard=guard,
+        source=source,
+    ).as_bytes(None)
+
+
+def _check(append: StreamAppend) -> None:
+    stream_id = append.stream_id
+    if not isinstance(stream_id, str) or not stream_id:
+        raise ValueError(f"a stream id must be a non-empty str, got {stream_id!r}")
+    if not append.events:
+        raise ValueError(f"append to stream {stream_id!r} needs at least one event")
+    expected = append.expected_version
+    if expected is not None and expected < 0:
+        raise ValueError(f"expected_version must be None or >= 0, got {expected}")
+
+
+def _to_stored(topic: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
+    out = []
+    for row in rows:
+        if row[1] is None:
+            raise CorruptLogError(
+                f"record {topic}/{row[10]} offset {row[11]} was not written by the "
+                "event store; only the event store may write to its topic"
+            )
+        headers = row[9]
+        if headers is None:
+            out.append(_new_tuple(StoredEvent, (*row[:9], {}, row[10], row[11])))
+        else:
+            out.append(
+                _new_tuple(
+                    StoredEvent,
+                    (*row[:9], decode_user_headers(headers), row[10], row[11]),
+                )
+            )
+    return out
+
+
+class StoreSettings(Protocol):
+    """What the opener reads of ``AppSettings`` (the store may not import the
+    application layer)."""
+
+    @property
+    def events_topic(self) -> str: ...
+
+    @property
+    def partitions(self) -> int: ...
+
+
+def open_postgres_store(url: str, settings: StoreSettings) -> PostgresEventStore:
+    """The ``STORE_OPENERS`` entry: a native store for ``postgresql://`` URLs.
+
+    ``settings`` is the application's ``AppSettings`` (topic name and partitions
+    on creation; an existing topic keeps its count).
+    """
+    return PostgresEventStore(
+        url,
+        topic=settings.events_topic,
+        config=TopicConfig(partitions=settings.partitions),
+    )

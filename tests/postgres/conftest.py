@@ -1,0 +1,62 @@
+"""PostgreSQL fixtures: every test gets a schema of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import database_url
+
+_SESSION = secrets.token_hex(3)
+_numbers = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything in this folder needs the server.
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.postgres)
+
+
+def with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A fresh schema name, dropped with everything in it after the test."""
+    name = f"fwtest_{_SESSION}_{next(_numbers)}"
+    yield name
+    drop_schema(name)
+
+
+@pytest.fixture
+def pg_url(schema: str) -> str:
+    """A store URL on the test server, in this test's own schema."""
+    return with_schema(database_url(), schema)
+
+
+Closer = Callable[[], None]
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Closer]]:
+    """Things to close at teardown (pools would otherwise outlive the schema)."""
+    closers: list[Closer] = []
+    yield closers
+    for close in reversed(closers):
+        close()

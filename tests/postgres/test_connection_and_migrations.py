@@ -1,0 +1,127 @@
+"""URLs, error translation and migrations: clear errors, no password, idempotent DDL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from framework.errors import ConfigurationError, StoreError
+from framework.log.backends.postgres import PostgresLog
+from framework.postgres.database import migrate_database
+from framework.postgres.ddl import LATEST
+from framework.postgres.errors import StoreConnectionError
+from framework.postgres.url import DEFAULT_SCHEMA, parse_url
+from tests.conftest import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_url_splits_into_libpq_settings_and_our_options() -> None:
+    url = parse_url(
+        "postgres://app:s3cret@db.example:6543/ledger?schema=books&pool_max=4"
+        "&sslmode=disable&notify=off"
+    )
+    assert (url.host, url.port, url.dbname, url.user) == (
+        "db.example",
+        6543,
+        "ledger",
+        "app",
+    )
+    assert (url.schema, url.pool_max, url.notify) == ("books", 4, False)
+    assert "schema" not in url.conninfo
+    assert "sslmode=disable" in url.conninfo
+    assert "s3cret" not in repr(url)
+    assert "s3cret" not in url.redacted
+    assert parse_url("postgresql://u@h/d").schema == DEFAULT_SCHEMA
+
+
+def test_the_database_url_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FRAMEWORK_DATABASE_URL", "postgresql://u@h:1/d?schema=x")
+    assert parse_url().schema == "x"
+    monkeypatch.delenv("FRAMEWORK_DATABASE_URL")
+    with pytest.raises(ConfigurationError, match="FRAMEWORK_DATABASE_URL"):
+        parse_url()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u@h/d?schema=a;drop", "not a plain identifier"),
+        ("postgresql://u@h/d?pool_max=0", "pool_max"),
+        ("mysql://u@h/d", "not a PostgreSQL URL"),
+    ],
+)
+def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_url(url)
+
+
+def test_an_unreachable_server_is_a_retriable_error_naming_host_not_password() -> None:
+    with pytest.raises(StoreConnectionError) as info:
+        PostgresLog("postgresql://app:hunter2@127.0.0.1:1/test?connect_timeout=2")
+    error = info.value
+    assert isinstance(error, StoreError)
+    assert error.retriable
+    assert "127.0.0.1:1" in str(error)
+    assert "hunter2" not in str(error)
+    assert "hunter2" not in repr(error.__cause__) or error.__cause__ is None
+
+
+def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> None:
+    url = f"{database_url()}?schema={schema}"
+    assert migrate_database(url) == ([1], LATEST)
+    assert migrate_database(url) == ([], LATEST)
+    with psycopg.connect(database_url()) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT version FROM {}").format(
+                sql.Identifier(schema, "schema_version")
+            )
+        ).fetchall()
+    assert rows == [(1,)]
+
+
+def test_python_m_framework_db_migrate_uses_the_database_url(schema: str) -> None:
+    env = {**os.environ, "FRAMEWORK_DATABASE_URL": f"{database_url()}?schema={schema}"}
+    for expected in ("migrated", "up to date"):
+        done = subprocess.run(
+            [sys.executable, "-m", "framework", "db", "migrate"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert expected in done.stdout
+        assert schema in done.stdout
+
+
+def test_db_migrate_against_a_dead_server_fails_with_a_clear_message() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "framework",
+            "db",
+            "migrate",
+            "--url",
+            "postgresql://app:hunter2@127.0.0.1:1/test?connect_timeout=2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot reach PostgreSQL at 127.0.0.1:1" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
