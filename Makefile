@@ -32,8 +32,12 @@ imports: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest
 
+# The embedded and in-memory figures; `python -m benchmarks --list` shows the rest
+# (PostgreSQL, and the peer, which needs `pip install -e '.[peers]'`).
+BENCHES ?= save_1 save_100 load_20 replay projection_catch_up_sqlite
+
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCHES)
 
 # Long crash and soak loops, kept out of `make test`.
 soak: $(STAMP)
