@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The sample ledger on the embedded file store; run it again to continue from its data.
+DEMO_URL ?= file:./var/ledger
+
 demo: $(STAMP)
-	$(PY) -m example_ledger
+	$(PY) -m example_ledger $(DEMO_URL)
 
 test: lint typecheck imports pytest
 

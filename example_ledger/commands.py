@@ -15,6 +15,8 @@ router = CommandRouter()
 @attrs.frozen
 class OpenAccount:
     owner: str
+    #: A chosen id (for example a customer number); a new UUID if ``None``.
+    account_id: str | None = None
 
 
 @attrs.frozen
@@ -46,7 +48,7 @@ class ReceiveTransfer:
 
 @router.handles(OpenAccount)
 def open_account(command: OpenAccount, uow: UnitOfWork) -> str:
-    account = Account.open(command.owner)
+    account = Account.open(command.owner, command.account_id)
     uow.add(account)
     return account.id
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote
 
 import attrs
 
@@ -12,6 +14,7 @@ from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
 from framework.projections.backends.memory import MemoryReadModelStore
+from framework.projections.backends.sqlite import SQLiteReadModelStore
 from framework.projections.ports import ReadModelStore
 from framework.retry import RetryPolicy
 from framework.store.event_store import LogEventStore
@@ -38,8 +41,34 @@ def _open_memory(url: str) -> Log:
     return MemoryLog()
 
 
+def file_root(url: str) -> Path:
+    """The folder of a ``file:`` URL: ``file:./var/ledger`` (relative),
+    ``file:/abs/path`` or ``file:///abs/path``."""
+    rest = url[len("file:") :]
+    if rest.startswith("//"):
+        host, _, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise ConfigurationError(
+                f"file: URLs name a local folder, not host {host!r}: use "
+                "file:///abs/path or file:./relative/path"
+            )
+        rest = "/" + path
+    if not rest:
+        raise ConfigurationError(
+            "a file: URL needs a folder, e.g. file:./var/ledger or file:///srv/ledger"
+        )
+    return Path(unquote(rest))
+
+
+def _open_file(url: str) -> Log:
+    # Imported here: the segment backend is only loaded by those who use it.
+    from framework.log.backends.segments import SegmentLog
+
+    return SegmentLog(file_root(url) / "log")
+
+
 #: URL scheme -> the log it opens; the event store is then ``LogEventStore``.
-OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory}
+OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory, "file": _open_file}
 
 
 def _open_postgres(url: str, settings: AppSettings) -> EventStore:
@@ -54,10 +83,6 @@ def _open_postgres(url: str, settings: AppSettings) -> EventStore:
 STORE_OPENERS: dict[str, Callable[[str, AppSettings], EventStore]] = {
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
-}
-
-_LATER = {
-    "file": "the segment-file store (issue 3)",
 }
 
 
@@ -80,19 +105,25 @@ def _scheme(url: str) -> str:
 
 def open_store(url: str, settings: AppSettings) -> EventStore:
     """The event store a URL names: a native one, or ``LogEventStore`` on its log."""
-    opener = STORE_OPENERS.get(_scheme(url))
+    scheme = _scheme(url)
+    opener = STORE_OPENERS.get(scheme)
     if opener is not None:
         return opener(url, settings)
     return LogEventStore(
         open_log(url),
         topic=settings.events_topic,
         config=TopicConfig(partitions=settings.partitions),
+        # Files outlive the process: keep stream-index snapshots beside them.
+        index_dir=file_root(url) / "index" if scheme == "file" else None,
     )
 
 
 #: URL scheme -> the read-model store projections use by default.
 READ_MODEL_OPENERS: dict[str, Callable[[str, AppSettings], ReadModelStore]] = {
-    "memory": lambda url, settings: MemoryReadModelStore()
+    "memory": lambda url, settings: MemoryReadModelStore(),
+    "file": lambda url, settings: SQLiteReadModelStore(
+        file_root(url) / "read_models.sqlite"
+    ),
 }
 
 
@@ -114,11 +145,6 @@ def open_log(url: str) -> Log:
     opener = OPENERS.get(scheme)
     if opener is not None:
         return opener(url)
-    if scheme in _LATER:
-        raise ConfigurationError(
-            f"store URLs with {scheme}: need {_LATER[scheme]}, which this version "
-            "does not include yet; use memory:// for now"
-        )
     raise ConfigurationError(
         f"unknown store URL scheme {scheme or '(none)'!r}; use memory://, file:PATH or "
         "postgresql://..."

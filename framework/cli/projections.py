@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.application.app import Application
+from framework.application.settings import file_root
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
 from framework.projections.group import FileGroup, GroupMember
@@ -62,22 +63,11 @@ def _runner(app: Application, name: str) -> ProjectionRunner:
 def _group_dir(app: Application, given: Path | None, name: str) -> Path:
     if given is not None:
         return given / name
-    root = file_root(app.url)
-    if root is None:
+    if app.url is None or not app.url.startswith("file:"):
         raise ConfigurationError(
             "--group-dir is needed: members coordinate through a folder they share"
         )
-    return root / "groups" / name
-
-
-def file_root(url: str | None) -> Path | None:
-    """The folder of a ``file:`` store URL, or ``None`` for other stores."""
-    if url is None or not url.startswith("file:"):
-        return None
-    path = url[len("file:") :]
-    if path.startswith("//"):
-        path = path[2:]
-    return Path(path)
+    return file_root(app.url) / "groups" / name
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -48,8 +48,8 @@ def test_readme_console_commands_are_make_targets() -> None:
         assert re.search(rf"^{command.split()[1]}:", makefile, re.MULTILINE)
 
 
-def test_make_demo_runs_and_the_balances_add_up() -> None:
-    env = {**os.environ, "PYTHON": sys.executable}
+def make_demo(url: str) -> str:
+    env = {**os.environ, "PYTHON": sys.executable, "DEMO_URL": url}
     done = subprocess.run(
         ["make", "--no-print-directory", "demo"],
         cwd=ROOT,
@@ -60,5 +60,18 @@ def test_make_demo_runs_and_the_balances_add_up() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "adds up" in done.stdout
-    assert "DOES NOT" not in done.stdout
+    return done.stdout
+
+
+def test_make_demo_adds_up_and_a_second_run_continues_from_the_files(
+    tmp_path: Path,
+) -> None:
+    url = f"file:{tmp_path / 'ledger'}"
+    first = make_demo(url)
+    assert "adds up" in first
+    assert "DOES NOT" not in first
+    assert f"data kept in {tmp_path / 'ledger'}" in first
+    second = make_demo(url)
+    assert "continuing from the stored state: 12 events already stored" in second
+    assert "alice    14702 /    14702" in second
+    assert "adds up" in second

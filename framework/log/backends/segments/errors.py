@@ -51,14 +51,16 @@ class LogClosedError(LogError):
         super().__init__(f"the segment log at {root} is closed; open a new SegmentLog")
 
 
-def corrupt(path: Path, position: int, what: str) -> CorruptLogError:
-    """A ``CorruptLogError`` naming the file and byte offset, and what to do."""
-    error = CorruptLogError(
-        f"{path} is corrupt at byte {position}: {what}. The data after this point "
-        "cannot be trusted; restore the partition from a backup or replica, or call "
-        "SegmentLog.repair(topic, partition) to truncate it at the first bad batch "
-        "(it reports what it drops)"
-    )
-    error.path = path  # type: ignore[attr-defined]
-    error.position = position  # type: ignore[attr-defined]
-    return error
+class CorruptSegmentError(CorruptLogError):
+    """Bytes of a segment file fail their checksum or structure: names file and byte."""
+
+    def __init__(self, path: Path, position: int, what: str) -> None:
+        self.path = path
+        self.position = position
+        self.what = what
+        super().__init__(
+            f"{path} is corrupt at byte {position}: {what}. The data from there on "
+            "cannot be trusted; restore the partition from a backup or replica, or "
+            "call SegmentLog.repair(topic, partition) to truncate it at the first bad "
+            "batch (it reports what it drops)"
+        )

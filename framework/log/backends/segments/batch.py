@@ -1,0 +1,268 @@
+"""The batch: one append's records as bytes on disk, its header, checksum and codec.
+
+Layout (big-endian; ``docs/segments.md`` has the table)::
+
+    length u32 | magic u8 | base_offset i64 | crc u32 | attributes u16
+    | last_offset_delta i32 | record_count i32 | first_timestamp i64
+    | max_timestamp i64 | producer_id i64 | producer_sequence i32 | records...
+
+The CRC covers every byte after its own field. ``length``, ``magic`` and
+``base_offset`` sit before it so that an offset can be assigned under the partition
+lock without checksumming again (as Kafka does); they are checked structurally
+instead: the length against the file, the magic by value, the base offset against
+the offsets before it.
+
+A record is ``offset_delta i32 | timestamp_delta i64 | key_length i32 (-1: no key)
+| value_length i32 | header_count u16 | names_length u16``, then the key, the value,
+the header names (each ``u16`` length + UTF-8), the header value lengths
+(``header_count`` x ``i32``) and the header values. Lengths come before the bytes they
+measure so that decoding (``decode.py``) needs no per-field parsing.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import attrs
+
+from framework.log.records import Headers
+
+#: Format version written in every batch.
+MAGIC = 1
+#: length, magic, base_offset, crc: the part a writer fills in under the lock.
+PREFIX = struct.Struct(">IBqI")
+#: The whole header; the CRC covers everything from ``attributes`` on.
+HEADER = struct.Struct(">IBqIHiiqqqi")
+HEADER_SIZE = HEADER.size
+#: Where the checksummed bytes start, and the bytes ``length`` does not count.
+CRC_START = PREFIX.size
+LENGTH_SIZE = 4
+_TAIL = struct.Struct(">Hiiqqqi")
+RECORD = struct.Struct(">iqiiHH")
+_NAME_LENGTH = struct.Struct(">H")
+
+#: ``attributes`` bits.
+COMPRESSION_MASK = 0x03
+COMPRESSION_NONE = 0
+COMPRESSION_ZSTD = 1
+#: Rewritten by compaction: offsets may have gaps before and inside the batch.
+COMPACTED = 0x04
+
+#: Bounds the codec's caches so that unusual data cannot grow them without limit.
+_CACHE_LIMIT = 4096
+
+
+class BatchHeader(NamedTuple):
+    """The fixed fields at the start of every batch."""
+
+    length: int
+    magic: int
+    base_offset: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    record_count: int
+    first_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_sequence: int
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole batch on disk."""
+        return LENGTH_SIZE + self.length
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+
+def parse_header(buf: bytes, pos: int) -> BatchHeader:
+    return BatchHeader._make(HEADER.unpack_from(buf, pos))
+
+
+def structure_problem(header: BatchHeader) -> str | None:
+    """What is wrong with a header's fields on their own, or ``None``."""
+    if header.magic != MAGIC:
+        return f"unknown batch format {header.magic} (expected magic {MAGIC})"
+    if header.length < HEADER_SIZE - LENGTH_SIZE:
+        return f"batch length {header.length} is shorter than a batch header"
+    # Only compaction writes a batch without records (see ``encode_batch``).
+    empty_ok = (
+        header.record_count == 0
+        and header.attributes & COMPACTED
+        and header.last_offset_delta >= 0
+    )
+    if not (0 <= header.record_count - 1 <= header.last_offset_delta or empty_ok):
+        return (
+            f"batch says {header.record_count} records over "
+            f"{header.last_offset_delta + 1} offsets"
+        )
+    if header.base_offset < 0:
+        return f"negative base offset {header.base_offset}"
+    return None
+
+
+def crc_matches(view: memoryview, pos: int, header: BatchHeader) -> bool:
+    """Whether the checksummed bytes of the batch at ``pos`` match its CRC."""
+    end = pos + LENGTH_SIZE + header.length
+    return zlib.crc32(view[pos + CRC_START : end]) == header.crc
+
+
+@attrs.frozen
+class EncodedBatch:
+    """A batch without its base offset: the checksummed ``body`` and its summary."""
+
+    body: bytes
+    crc: int
+    record_count: int
+    last_offset_delta: int
+    max_timestamp: int
+    last_timestamp: int
+
+    @property
+    def size(self) -> int:
+        return CRC_START + len(self.body)
+
+    def header(self, base_offset: int) -> BatchHeader:
+        """The header this batch gets when written at ``base_offset``."""
+        attributes, last_delta, count, first_ts, max_ts, producer, sequence = (
+            _TAIL.unpack_from(self.body, 0)
+        )
+        return BatchHeader(
+            self.size - LENGTH_SIZE,
+            MAGIC,
+            base_offset,
+            self.crc,
+            attributes,
+            last_delta,
+            count,
+            first_ts,
+            max_ts,
+            producer,
+            sequence,
+        )
+
+    def framed(self, base_offset: int) -> list[bytes]:
+        """The bytes to write for this batch at ``base_offset``, in two parts."""
+        length = self.size - LENGTH_SIZE
+        return [PREFIX.pack(length, MAGIC, base_offset, self.crc), self.body]
+
+
+#: (offset delta, timestamp, key, value, headers) of one record to encode.
+Entry = tuple[int, int, bytes | None, bytes, Headers]
+
+_names_blocks: dict[tuple[str, ...], bytes] = {}
+_lengths_structs: dict[int, struct.Struct] = {}
+
+
+def _names_block(names: tuple[str, ...]) -> bytes:
+    block = _names_blocks.get(names)
+    if block is None:
+        parts = []
+        for name in names:
+            raw = name.encode()
+            parts.append(_NAME_LENGTH.pack(len(raw)))
+            parts.append(raw)
+        block = b"".join(parts)
+        if len(block) > 0xFFFF:
+            raise ValueError(
+                f"header names take {len(block)} bytes; a record allows 65535"
+            )
+        if len(_names_blocks) >= _CACHE_LIMIT:
+            _names_blocks.clear()
+        _names_blocks[names] = block
+    return block
+
+
+def _lengths_struct(count: int) -> struct.Struct:
+    packer = _lengths_structs.get(count)
+    if packer is None:
+        packer = _lengths_structs[count] = struct.Struct(f">{count}i")
+    return packer
+
+
+def encode_batch(
+    entries: Sequence[Entry],
+    *,
+    last_offset_delta: int,
+    compression: int = COMPRESSION_NONE,
+    compacted: bool = False,
+    compress: Callable[[bytes], bytes] | None = None,
+    empty_timestamp: int | None = None,
+) -> EncodedBatch:
+    """Encode records as a batch body. ``compress`` is needed for zstd only.
+
+    Only compaction writes a batch without records (to keep a segment's end offset);
+    it then carries ``empty_timestamp`` as its first and max timestamp.
+    """
+    if entries:
+        first_ts = entries[0][1]
+    elif empty_timestamp is not None and compacted:
+        first_ts = empty_timestamp
+    else:
+        raise ValueError("a batch needs at least one record")
+    max_ts = first_ts
+    parts: list[bytes] = []
+    add = parts.append
+    pack = RECORD.pack
+    try:
+        for delta, ts, key, value, headers in entries:
+            max_ts = max(max_ts, ts)
+            count = len(headers)
+            if count:
+                names = _names_block(tuple(name for name, _ in headers))
+                values = [v for _, v in headers]
+                add(
+                    pack(
+                        delta,
+                        ts - first_ts,
+                        _key_length(key),
+                        len(value),
+                        count,
+                        len(names),
+                    )
+                )
+                if key is not None:
+                    add(key)
+                add(value)
+                add(names)
+                add(_lengths_struct(count).pack(*map(len, values)))
+                parts.extend(values)
+            else:
+                add(pack(delta, ts - first_ts, _key_length(key), len(value), 0, 0))
+                if key is not None:
+                    add(key)
+                add(value)
+        records = b"".join(parts)
+    except (TypeError, struct.error) as exc:
+        raise TypeError(
+            "a record's key, value and header values must be bytes, its header "
+            f"names str, and there may be at most 65535 headers ({exc})"
+        ) from exc
+    attributes = compression | (COMPACTED if compacted else 0)
+    if compression != COMPRESSION_NONE:
+        if compress is None:
+            raise ValueError("a compressed batch needs a compress function")
+        records = compress(records)
+    body = (
+        _TAIL.pack(
+            attributes, last_offset_delta, len(entries), first_ts, max_ts, -1, -1
+        )
+        + records
+    )
+    return EncodedBatch(
+        body=body,
+        crc=zlib.crc32(body),
+        record_count=len(entries),
+        last_offset_delta=last_offset_delta,
+        max_timestamp=max_ts,
+        last_timestamp=entries[-1][1] if entries else first_ts,
+    )
+
+
+def _key_length(key: bytes | None) -> int:
+    return -1 if key is None else len(key)

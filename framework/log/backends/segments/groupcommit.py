@@ -1,0 +1,231 @@
+"""Group commit: appends queued by concurrent threads are written and fsynced together.
+
+An appender queues its encoded batch. If no other appender of the partition is busy
+committing, it becomes the leader: it takes the queue, and with one file lock, one
+catch-up, one write and one fsync commits every batch in it; the others wait and
+return when their batch is durable. Appends that arrive meanwhile form the next group.
+
+With a plain queue the appenders released by one fsync queue again while the next
+runs, splitting into two cohorts of half the size. A leader therefore first waits,
+briefly (``GATHER_SECONDS`` at most), until as many appends are queued as the last
+group had: much like PostgreSQL's ``commit_delay`` with ``commit_siblings``. A lone
+appender never waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from framework.errors import LogError
+from framework.log.backends.segments.batch import EncodedBatch
+from framework.log.backends.segments.errors import (
+    CorruptSegmentError,
+    LogLockTimeoutError,
+)
+
+#: How long a leader waits for the appenders of the last group to queue again.
+GATHER_SECONDS = 0.0005
+
+
+class FsyncFailedError(LogError):
+    """An fsync failed: the kernel may have dropped the unsynced bytes, so the
+    partition refuses further appends until the log is opened again."""
+
+
+class Pending:
+    """One queued append: its batch, the lock its thread sleeps on, its outcome."""
+
+    __slots__ = ("base", "done", "encoded", "error", "expected", "wake")
+
+    def __init__(self, encoded: EncodedBatch, expected: int | None) -> None:
+        self.encoded = encoded
+        self.expected = expected
+        #: The base offset it was written at, or the error that stopped it.
+        self.base = -1
+        self.error: BaseException | None = None
+        self.done = False
+        # Released when the append is done or its thread is to lead the next group:
+        # waking exactly one thread is much cheaper than notify_all on a condition.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
+#: Writes a group's batches (setting ``base`` or ``error`` on each); returns whether
+#: anything was written. Raises for failures of the whole group.
+WriteGroup = Callable[[list[Pending]], bool]
+
+
+class GroupCommit:
+    """The commit queue of one partition in this process."""
+
+    __slots__ = (
+        "_cond",
+        "_dirty",
+        "_durable",
+        "_failure",
+        "_gathering",
+        "_last_group",
+        "_leading",
+        "_queue",
+        "_sync",
+        "_write",
+        "fsyncs",
+    )
+
+    def __init__(
+        self, write: WriteGroup, sync: Callable[[], None], *, durable: bool
+    ) -> None:
+        self._write = write
+        self._sync = sync
+        #: fsync before acknowledging (``fsync="always"``), else leave it to flushes.
+        self._durable = durable
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[Pending] = []
+        self._leading = False
+        self._gathering = False
+        self._last_group = 1
+        self._dirty = False
+        self._failure: str | None = None
+        #: fsync calls made, for tests and metrics.
+        self.fsyncs = 0
+
+    @property
+    def queued(self) -> int:
+        """Appends waiting for the next group (for tests and metrics)."""
+        return len(self._queue)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether batches were written since the last fsync (interval mode)."""
+        return self._dirty
+
+    def submit(self, pending: Pending) -> None:
+        """Queue an append and return once it is committed (its ``base`` set) or
+        refused (its ``error`` set)."""
+        with self._cond:
+            if self._failure is not None:
+                raise FsyncFailedError(self._failure)
+            self._queue.append(pending)
+            if self._gathering and len(self._queue) >= self._last_group:
+                self._cond.notify()
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.wake.acquire()  # until done, or handed the lead
+            if pending.done:
+                return
+        self._lead(pending)
+
+    def _lead(self, own: Pending) -> None:
+        """Commit the queued appends as one group, then wake them, and hand the lead
+        to the first append queued meanwhile (if any)."""
+        group: list[Pending] = []
+        try:
+            with self._cond:
+                if len(self._queue) < self._last_group:
+                    self._gathering = True
+                    deadline = time.monotonic() + GATHER_SECONDS
+                    while len(self._queue) < self._last_group:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                    self._gathering = False
+                group, self._queue = self._queue, []
+            self._commit(group)
+        finally:
+            self._finish(own, group)
+
+    def _finish(self, own: Pending, group: list[Pending]) -> None:
+        successor = None
+        with self._cond:
+            if own in self._queue:  # interrupted before taking the group
+                self._queue.remove(own)
+                own.error = own.error or LogError("the append was interrupted")
+            own.done = True
+            for pending in group:
+                pending.done = True
+            self._last_group = max(1, len(group))
+            if self._queue:
+                successor = self._queue[0]
+            else:
+                self._leading = False
+        for pending in group:
+            if pending is not own:
+                pending.wake.release()
+        if successor is not None:
+            successor.wake.release()
+
+    def _commit(self, group: list[Pending]) -> None:
+        try:
+            wrote = self._write(group)
+        except BaseException as exc:
+            # An interrupt stays with the leader's thread; the others get an error.
+            first = isinstance(exc, Exception)
+            for pending in group:
+                # Appends written before the failure (into a segment that rolled,
+                # and so was fsynced) stand.
+                if pending.error is None and pending.base < 0:
+                    pending.error = exc if first else _again(exc)
+                    first = False
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not wrote:
+            return
+        if not self._durable:
+            self._dirty = True
+            return
+        try:
+            self._sync()
+        except OSError as exc:
+            message = _fsync_failed(exc)
+            with self._cond:
+                self._failure = message
+            for pending in group:
+                if pending.error is None:
+                    pending.error = FsyncFailedError(message)
+                    pending.error.__cause__ = exc
+            return
+        self.fsyncs += 1
+
+    def sync_now(self) -> None:
+        """Make every batch written so far durable (the interval flusher, close)."""
+        if self._failure is not None:
+            raise FsyncFailedError(self._failure)
+        if not self._dirty:
+            return
+        self._dirty = False
+        try:
+            self._sync()
+        except OSError as exc:
+            self._failure = _fsync_failed(exc)
+            raise FsyncFailedError(self._failure) from exc
+        self.fsyncs += 1
+
+
+def _fsync_failed(exc: OSError) -> str:
+    return (
+        f"fsync failed ({exc}); appends not yet acknowledged may be lost. Check the "
+        "disk, then open the log again (recovery cuts off any torn batch)"
+    )
+
+
+def _again(exc: BaseException) -> BaseException:
+    """An error for another waiter of the same group: a fresh exception, so threads
+    do not share one traceback."""
+    again: BaseException
+    if isinstance(exc, LogLockTimeoutError):
+        again = LogLockTimeoutError(
+            exc.topic, exc.partition, exc.lock_file, exc.timeout
+        )
+    elif isinstance(exc, CorruptSegmentError):
+        again = CorruptSegmentError(exc.path, exc.position, exc.what)
+    elif isinstance(exc, LogError):
+        again = LogError(str(exc))
+    else:
+        again = LogError(f"the append's group commit failed: {exc!r}")
+    again.__cause__ = exc
+    return again

@@ -1,0 +1,426 @@
+"""A partition on disk: its folder of segments and what this process knows of them
+(the view), kept up to date with what other processes append, roll and tear.
+
+Three locks, always taken in this order: ``write_lock`` (one writer per process),
+the partition's file lock (one writer across processes), ``state`` (the view, held
+briefly; readers take only this one). Appends go through ``groupcommit`` and
+``appender``; their fsync happens after all three locks are released.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from framework.errors import LogError
+from framework.log.backends.segments.batch import (
+    BatchHeader,
+    EncodedBatch,
+)
+from framework.log.backends.segments.compression import compressor
+from framework.log.backends.segments.errors import LogClosedError, LogLockTimeoutError
+from framework.log.backends.segments.flusher import Flusher
+from framework.log.backends.segments.fsutil import sync_data
+from framework.log.backends.segments.groupcommit import GroupCommit, Pending
+from framework.log.backends.segments.lock import FileLock
+from framework.log.backends.segments.segment import (
+    Problem,
+    Segment,
+    file_name,
+    valid_batch_after,
+    walk,
+)
+from framework.log.backends.segments.topics import partition_dir
+from framework.log.config import TopicConfig
+
+logger = logging.getLogger("framework.log")
+
+LOCK_FILE = "writer.lock"
+
+
+def segment_bases(directory: Path) -> list[int]:
+    """Base offsets of the segments in ``directory`` (its ``.log`` files), sorted."""
+    bases = []
+    for name in os.listdir(directory):
+        stem, dot, suffix = name.partition(".")
+        if dot and suffix == "log" and len(stem) == 20 and stem.isdigit():
+            bases.append(int(stem))
+    return sorted(bases)
+
+
+class Partition:
+    """One partition of a topic, as this process sees it."""
+
+    def __init__(
+        self,
+        root: Path,
+        topic: str,
+        number: int,
+        config: TopicConfig,
+        *,
+        lock_timeout: float,
+        flusher: Flusher,
+        write_group: Callable[[Partition, list[Pending]], bool],
+    ) -> None:
+        """``write_group`` writes a commit group (``appender.write_group``; passed
+        in because that module builds on this one)."""
+        self.topic = topic
+        self.number = number
+        self.config = config
+        self.directory = partition_dir(root, topic, number)
+        self._folder = str(self.directory)
+        self.lock_timeout = lock_timeout
+        self.file_lock = FileLock(self.directory / LOCK_FILE)
+        self.write_lock = threading.Lock()
+        self.state = threading.Lock()
+        self.segments: list[Segment] = []
+        self.bases: list[int] = []
+        self.interval = config.fsync == "interval"
+        self.commit = GroupCommit(
+            lambda group: write_group(self, group),
+            self._sync_active,
+            durable=not self.interval,
+        )
+        #: Interval-mode partitions register with it after writing.
+        self.flusher = flusher
+        self.compression, self.compress = compressor(config.compression)
+        self._loaded = False
+        #: A reader saw bytes after the last whole batch that may be a torn write; the
+        #: next holder of the file lock checks them and cuts them off if so.
+        self._torn = False
+        #: Some segment's index was rebuilt in memory and not yet written.
+        self.stale_indexes = False
+        self._next_flush = 0.0
+        self._closed = False
+
+    # -- locking ----------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold ``write_lock`` and the file lock; raises ``LogLockTimeoutError``."""
+        with self.write_lock:
+            if not self.file_lock.acquire(self.lock_timeout):
+                raise self.lock_timeout_error()
+            try:
+                yield
+            finally:
+                self.file_lock.release()
+
+    def lock_timeout_error(self) -> LogLockTimeoutError:
+        return LogLockTimeoutError(
+            self.topic, self.number, self.file_lock.path, self.lock_timeout
+        )
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """All three locks, with the view caught up and torn tails cut: for
+        retention, compaction and anything else that rewrites files."""
+        with self.writing(), self.state:
+            self.ensure_loaded()
+            self.follow(writer=True)
+            yield
+
+    # -- loading and following --------------------------------------------------------
+
+    def ready(self) -> None:
+        """Bring the view up to date with the files. Call with ``state`` held."""
+        self.ensure_loaded()
+        self.follow(writer=False)
+
+    def ensure_loaded(self) -> None:
+        if self._closed:
+            raise LogClosedError(self.directory.parent)
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+            self._try_fix()
+
+    def _load(self) -> None:
+        for attempt in range(3):
+            try:
+                self._load_once()
+            except FileNotFoundError:
+                # Retention or compaction in another process removed a file between
+                # listing the folder and opening it: list again.
+                if attempt == 2:
+                    raise
+            else:
+                return
+
+    def _load_once(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        bases = segment_bases(self.directory)
+        segments: list[Segment] = []
+        try:
+            if not bases:
+                segments.append(Segment.open(self.directory, 0, create=True))
+            else:
+                segments.extend(Segment.open(self.directory, b) for b in bases)
+            for i, segment in enumerate(segments):
+                self._load_segment(segment, sealed=i < len(segments) - 1)
+            for before, after in itertools.pairwise(segments):
+                if before.next_offset != after.base_offset:
+                    raise before.corrupt(
+                        before.size,
+                        f"the segment ends at offset {before.next_offset} but the next "
+                        f"one, {after.log_path.name}, starts at {after.base_offset}: "
+                        "batches are missing",
+                    )
+        except BaseException:
+            for segment in segments:
+                segment.close()
+            raise
+        self.segments = segments
+        self.bases = [s.base_offset for s in segments]
+
+    def _load_segment(self, segment: Segment, *, sealed: bool) -> None:
+        """Learn a segment from its index files and a walk over the bytes after the
+        last index entry that proves valid (all of them if the index is unusable)."""
+        file_size = segment.file_size()
+        if segment.load_index():
+            dropped = 0
+            while segment.offsets and not segment.entry_checks_out(
+                len(segment.offsets) - 1, file_size
+            ):
+                segment.trim_index_to(len(segment.offsets) - 1)
+                segment.index_stale = True
+                dropped += 1
+                if dropped > 2:
+                    segment.reset()  # the index is wrong, not just behind: rebuild
+                    break
+        else:
+            segment.reset()
+            segment.index_stale = True
+        position, offset, running = segment.resume_point()
+        segment.size, segment.next_offset = position, offset
+        segment.max_timestamp = running
+
+        def note(position: int, header: BatchHeader) -> None:
+            if segment.note_batch(position, header):
+                segment.index_stale = True  # the file lacks this entry
+
+        problem = walk(segment.fd, position, file_size, offset, note)
+        if problem is not None:
+            if sealed:
+                raise segment.corrupt(problem.position, problem.reason)
+            self._tail_problem(segment, problem, file_size, writer=False)
+        if segment.index_stale:
+            self.stale_indexes = True
+        if segment.first_batch_timestamp is None and segment.size:
+            first = segment.first_batch_header()
+            if first is not None:
+                segment.first_batch_timestamp = first.max_timestamp
+
+    def _try_fix(self) -> None:
+        """Cut a torn tail and write rebuilt indexes now if no writer is busy; else
+        the next appender does it. Called with ``state`` held, so it never waits."""
+        if not (self._torn or self.stale_indexes):
+            return
+        if not self.write_lock.acquire(blocking=False):
+            return
+        try:
+            if not self.file_lock.try_acquire():
+                return
+            try:
+                self.follow(writer=True)
+                self.write_stale_indexes()
+            finally:
+                self.file_lock.release()
+        finally:
+            self.write_lock.release()
+
+    def follow(self, *, writer: bool) -> None:
+        """Take in batches other processes appended, and segments they rolled.
+
+        A ``writer`` holds the file lock, so nobody else is writing: bytes after the
+        last whole batch are then a torn write, and are cut off.
+        """
+        while True:
+            segment = self.segments[-1]
+            stat = os.fstat(segment.fd)
+            file_size = stat.st_size
+            if file_size < segment.size or not stat.st_nlink:
+                # Only repair() removes whole batches or deletes an active segment;
+                # start again from the files rather than write to a deleted one.
+                self.reload()
+                continue
+            if file_size > segment.size:
+                problem = walk(
+                    segment.fd,
+                    segment.size,
+                    file_size,
+                    segment.next_offset,
+                    segment.note_batch,
+                )
+                if problem is not None:
+                    self._tail_problem(segment, problem, file_size, writer=writer)
+                    return
+            if writer:
+                self._torn = False
+            if segment.size and self._adopt_next(segment):
+                continue
+            return
+
+    def _tail_problem(
+        self, segment: Segment, problem: Problem, file_size: int, *, writer: bool
+    ) -> None:
+        """Decide whether bad bytes at the end of the active segment are a torn write
+        (cut off by a writer, skipped by a reader) or corruption (raised)."""
+        if not writer and problem.incomplete:
+            self._torn = True  # maybe a write in flight: only a lock holder can tell
+            return
+        found = valid_batch_after(
+            segment.fd, problem.position, file_size, segment.next_offset
+        )
+        if found is not None:
+            raise segment.corrupt(
+                problem.position,
+                f"{problem.reason}, and a valid batch follows at byte {found}, so "
+                "this is not a write torn by a crash",
+            )
+        if not writer:
+            self._torn = True
+            return
+        later = [b for b in segment_bases(self.directory) if b > segment.base_offset]
+        if later:
+            raise segment.corrupt(
+                problem.position,
+                f"{problem.reason}, in a segment followed by "
+                f"{file_name(later[0], '.log')}",
+            )
+        logger.warning(
+            "%s: cutting off %d bytes at byte %d left by an interrupted write (%s); "
+            "they were never acknowledged",
+            segment.log_path,
+            file_size - problem.position,
+            problem.position,
+            problem.reason,
+        )
+        segment.truncate(problem.position)
+        self._torn = False
+
+    def _adopt_next(self, segment: Segment) -> bool:
+        """If another process rolled to a new segment, make it the active one."""
+        base = segment.next_offset
+        # A plain string path: this check runs on every append and read.
+        if not os.path.exists(f"{self._folder}/{base:020d}.log"):
+            return False
+        adopted = Segment.open(self.directory, base)
+        try:
+            self._load_segment(adopted, sealed=False)
+        except BaseException:
+            adopted.close()
+            raise
+        self.segments.append(adopted)
+        self.bases.append(base)
+        return True
+
+    def reload(self) -> None:
+        """Forget the view and load the files again. Called with ``state`` held."""
+        for segment in self.segments:
+            self.retire(segment)
+        self.segments, self.bases = [], []
+        self._loaded = False
+        self._load()
+        self._loaded = True
+
+    def rebuild_index(self, segment: Segment) -> None:
+        """Index a segment again from its log after an entry proved wrong. Call with
+        ``state`` held; the files are rewritten by the next holder of the file lock."""
+        if not segment.retired:
+            segment.rebuild_index()
+            self.stale_indexes = True
+
+    def write_stale_indexes(self) -> None:
+        """Write index files rebuilt in memory. Call holding the file lock."""
+        self.stale_indexes = False
+        for segment in self.segments:
+            if segment.index_stale and segment.is_current():
+                try:
+                    segment.write_index()
+                except OSError as exc:
+                    self.stale_indexes = True
+                    logger.warning("could not rewrite %s: %s", segment.index_path, exc)
+
+    # -- reading helpers ------------------------------------------------------------
+
+    @property
+    def start_offset(self) -> int:
+        return self.segments[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    def segment_for(self, offset: int) -> int:
+        """Index in ``segments`` of the segment that holds ``offset``."""
+        return max(0, bisect.bisect_right(self.bases, offset) - 1)
+
+    def pin(self, segments: list[Segment]) -> None:
+        for segment in segments:
+            segment.pins += 1
+
+    def unpin(self, segments: list[Segment]) -> None:
+        with self.state:
+            for segment in segments:
+                segment.pins -= 1
+                if segment.retired and segment.pins == 0:
+                    segment.close()
+
+    def retire(self, segment: Segment) -> None:
+        """Close a segment dropped from the view once no reader uses it."""
+        segment.retired = True
+        if segment.pins == 0:
+            segment.close()
+
+    # -- appending ------------------------------------------------------------------
+
+    def append(self, encoded: EncodedBatch, expected_end_offset: int | None) -> int:
+        """Write one batch; return its base offset once it is durable (or, with
+        ``fsync="interval"``, once it is written). Concurrent appends to this
+        partition are committed together (``groupcommit``)."""
+        pending = Pending(encoded, expected_end_offset)
+        self.commit.submit(pending)
+        if pending.error is not None:
+            raise pending.error
+        return pending.base
+
+    def _sync_active(self) -> None:
+        with self.state:
+            segment = self.segments[-1]
+            segment.pins += 1
+        try:
+            sync_data(segment.fd)
+        finally:
+            self.unpin([segment])
+
+    def flush_if_due(self, now: float) -> float:
+        """For ``fsync="interval"``: fsync if the interval has passed."""
+        interval = self.config.fsync_interval_ms / 1000
+        if not self._next_flush:
+            self._next_flush = now + interval  # the first flush is one interval away
+        elif now >= self._next_flush:
+            if self.commit.dirty and not self._closed:
+                self.commit.sync_now()
+            self._next_flush = now + interval
+        return self._next_flush
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._loaded and self.commit.dirty:
+            try:
+                self.commit.sync_now()
+            except LogError as exc:
+                logger.warning("closing %s/%s: %s", self.topic, self.number, exc)
+        with self.state:
+            self._closed = True
+            for segment in self.segments:
+                self.retire(segment)
+            self.file_lock.close()

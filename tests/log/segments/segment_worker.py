@@ -1,0 +1,100 @@
+"""A child process for the segment-log tests: appends and reports, or holds a lock.
+
+``crash DIR RUN``   append batches forever, printing each acknowledged one
+``append DIR TAG N`` append N one-record batches tagged TAG, then exit
+``cas DIR TAG N``    the same with conditional appends, retried on a stale end offset
+``hold DIR``        take partition 0's writer lock of topic ``c``, say so, and sleep
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+from framework.errors import EndOffsetMismatchError
+from framework.log.backends.segments import SegmentLog
+from framework.log.backends.segments.lock import FileLock
+from framework.log.backends.segments.partition import LOCK_FILE
+from framework.log.backends.segments.topics import partition_dir
+from framework.log.config import TopicConfig
+from framework.log.records import Record
+
+#: Small segments, so that crashes also land around rolls.
+CONFIG = TopicConfig(partitions=1, segment_bytes=64 * 1024)
+
+
+def batch_values(run: int, number: int, count: int, pad: int) -> list[bytes]:
+    """Values that say which batch they belong to and how big it is."""
+    return [f"{run}:{number}:{j}/{count}:".encode() + b"x" * pad for j in range(count)]
+
+
+def crash(path: str, run: int) -> None:
+    log = SegmentLog(path)
+    log.ensure_topic("c", CONFIG)
+    rng = random.Random(run)
+    print("ready", flush=True)
+    number = 0
+    while True:
+        count = rng.randint(1, 4)
+        # Mostly small batches, some spanning many pages so that a kill can tear one.
+        pad = rng.choice([10, 100, 1000, 20_000, 300_000])
+        values = batch_values(run, number, count, pad)
+        result = log.append("c", 0, [Record(value=v) for v in values])
+        print(f"{result.base_offset} {result.last_offset} {run}:{number}", flush=True)
+        number += 1
+
+
+def append(path: str, tag: str, count: int) -> None:
+    log = SegmentLog(path, lock_timeout=30)
+    log.ensure_topic("c", CONFIG)
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the other process
+    for i in range(count):
+        result = log.append("c", 0, [Record(value=f"{tag}:{i}".encode())])
+        print(result.base_offset, flush=True)
+    log.close()
+
+
+def cas(path: str, tag: str, count: int) -> None:
+    log = SegmentLog(path, lock_timeout=30)
+    log.ensure_topic("c", CONFIG)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(count):
+        while True:
+            end = log.end_offset("c", 0)
+            record = Record(value=f"{tag}:{i}".encode())
+            try:
+                result = log.append("c", 0, [record], expected_end_offset=end)
+            except EndOffsetMismatchError:
+                continue  # the other process got in first: look again
+            break
+        assert result.base_offset == end
+        print(result.base_offset, flush=True)
+    log.close()
+
+
+def hold(path: str) -> None:
+    log = SegmentLog(path)
+    log.ensure_topic("c", CONFIG)
+    lock = FileLock(partition_dir(Path(path), "c", 0) / LOCK_FILE)
+    if not lock.acquire(10):
+        raise SystemExit("could not take the lock")
+    print("locked", flush=True)
+    time.sleep(60)
+
+
+if __name__ == "__main__":
+    mode, directory, *rest = sys.argv[1:]
+    if mode == "crash":
+        crash(directory, int(rest[0]))
+    elif mode == "append":
+        append(directory, rest[0], int(rest[1]))
+    elif mode == "cas":
+        cas(directory, rest[0], int(rest[1]))
+    elif mode == "hold":
+        hold(directory)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
