@@ -24,7 +24,25 @@ from framework.postgres.url import PostgresURL, parse_url
 
 logger = logging.getLogger("framework.postgres")
 
-Connection = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+
+class Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection that keeps one cursor for the short statements.
+
+    Making a cursor costs a sixth of a single-event append's client time, so the
+    hot paths reuse this one. A connection is used by one thread at a time (the
+    pool hands it out), and so is its cursor.
+    """
+
+    _reused: Cursor | None = None
+
+    def reused_cursor(self) -> Cursor:
+        """This connection's cursor for statements whose results are read at once."""
+        cursor = self._reused
+        if cursor is None or cursor.closed:
+            cursor = self._reused = self.cursor()
+        return cursor
 
 
 class Database:
@@ -43,6 +61,7 @@ class Database:
             self.pool: psycopg_pool.ConnectionPool[Connection] = (
                 psycopg_pool.ConnectionPool(
                     self.url.conninfo,
+                    connection_class=Connection,
                     min_size=self.url.pool_min,
                     max_size=self.url.pool_max,
                     kwargs={"autocommit": True},
@@ -69,9 +88,29 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        """A pooled connection in autocommit mode; driver errors translated."""
-        with translated(self.url), self.pool.connection() as conn:
-            yield conn
+        """A pooled connection in autocommit mode; driver errors translated.
+
+        Taken and given back without the pool's ``connection()`` wrapper, whose
+        commit-on-exit has nothing to do in autocommit. The pool still rolls back
+        a transaction left open and replaces a connection that broke.
+        """
+        with translated(self.url):
+            conn = self.pool.getconn()
+            try:
+                yield conn
+            finally:
+                self.pool.putconn(conn)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        """The reused cursor of a pooled connection (see ``connection``), for
+        statements whose results are fetched before the block ends."""
+        with translated(self.url):
+            conn = self.pool.getconn()
+            try:
+                yield conn.reused_cursor()
+            finally:
+                self.pool.putconn(conn)
 
     def close(self) -> None:
         """Flush pending notifications and close the pool. Idempotent."""

@@ -69,8 +69,8 @@ def slow_writer(url: str, stream: str, hold: float) -> None:
     partition is locked (the real append statement, just a late commit)."""
     store = open_store(url, 2)
     append = StreamAppend(stream_id=stream, events=[event()], expected_version=None)
-    with store.db.connection() as conn, conn.transaction():
-        store._write_one(conn, 0, append)
+    with store.db.cursor() as cur, cur.connection.transaction():
+        store._write_one(cur, 0, append, store.partition_of(stream))
         print("locked", flush=True)
         time.sleep(hold)
     print("committed", flush=True)

@@ -10,7 +10,8 @@ in ascending order so that writers cannot deadlock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from psycopg import sql
@@ -19,7 +20,7 @@ from framework.errors import ConcurrencyError, CorruptLogError, StoreError
 from framework.log.backends.postgres import PostgresLog
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
-from framework.postgres.database import Connection, Database
+from framework.postgres.database import Cursor, Database
 from framework.postgres.errors import DuplicateRowError
 from framework.postgres.headers import decode_user_headers, encode_user_headers
 from framework.postgres.url import PostgresURL
@@ -33,6 +34,30 @@ logger = logging.getLogger("framework.store")
 #: (a concurrent writer committed while this statement waited for the lock).
 _MAX_TRIES = 5
 _MAX_VERSION = 2**31 - 1
+#: From this many events a stream's append locks the head and COPYs its rows in,
+#: instead of one INSERT ... unnest: three round trips more, but rows go in as a
+#: batch (measured: even at about 15 events, a quarter faster at 100).
+COPY_FROM = 16
+#: Rows per network chunk when a page streams in.
+_STREAM_ROWS = 500
+#: Stands for "no headers" in every event read without any (read-only by type).
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+#: The COPY columns' types, in ``_copy_statement``'s order.
+_COPY_TYPES = (
+    "int4",
+    "int4",
+    "int8",
+    "int8",
+    "bytea",
+    "bytea",
+    "text",
+    "int4",
+    "uuid",
+    "text",
+    "int4",
+    "text",
+    "text",
+)
 _new_tuple = tuple.__new__
 
 
@@ -53,8 +78,9 @@ class PostgresEventStore:
     """An ``EventStore`` in a PostgreSQL schema; thread- and process-safe.
 
     ``append`` is one statement (one round trip): it locks the partition head,
-    checks the expected version, inserts and commits. Loading a stream is an index
-    lookup on (stream id, version).
+    checks the expected version, inserts and commits; a stream of ``COPY_FROM``
+    events or more takes the head and COPYs its rows in one transaction instead.
+    Loading a stream is an index lookup on (stream id, version).
     """
 
     def __init__(
@@ -87,6 +113,19 @@ class PostgresEventStore:
             for single in (True, False)
             for kind in ("any", "new", "at")
         }
+        #: "any" | "new" | "at" -> the head lock of a COPY append.
+        self._q_take = {
+            kind: _take_statement(self.db, kind) for kind in ("any", "new", "at")
+        }
+        self._q_copy = (
+            sql.SQL(
+                'COPY {} (topic_id, partition, "offset", timestamp_ms, value, headers, '
+                "stream_id, stream_version, event_id, event_name, event_version, "
+                "correlation_id, causation_id) FROM STDIN (FORMAT BINARY)"
+            )
+            .format(t("records"))
+            .as_bytes(None)
+        )
         columns = sql.SQL(
             "event_id, stream_id, stream_version, event_name, event_version, value, "
             'timestamp_ms, correlation_id, causation_id, headers, partition, "offset"'
@@ -163,17 +202,18 @@ class PostgresEventStore:
         """
         for append in appends:
             _check(append)
+        partitions = [self.partition_of(a.stream_id) for a in appends]
         # Sorted by partition: the lock order that keeps writers deadlock-free.
-        todo = sorted(
-            range(len(appends)), key=lambda i: self.partition_of(appends[i].stream_id)
-        )
+        todo = sorted(range(len(appends)), key=partitions.__getitem__)
         results: dict[int, Appended] = {}
         for _ in range(_MAX_TRIES):
             pending = [i for i in todo if i not in results]
             if not pending:
                 break
             try:
-                written = self._write([appends[i] for i in pending])
+                written = self._write(
+                    [appends[i] for i in pending], [partitions[i] for i in pending]
+                )
             except _Conflict as conflict:
                 # A retried save finds all its streams stored; look at each once.
                 for i in pending:
@@ -198,27 +238,30 @@ class PostgresEventStore:
             )
         return [results[i] for i in range(len(appends))]
 
-    def _write(self, appends: Sequence[StreamAppend]) -> list[Appended]:
+    def _write(
+        self, appends: Sequence[StreamAppend], partitions: Sequence[int]
+    ) -> list[Appended]:
         index = 0
         try:
-            with self.db.connection() as conn:
-                if len(appends) == 1:
+            with self.db.cursor() as cur:
+                if len(appends) == 1 and len(appends[0].events) < COPY_FROM:
                     # One statement in autocommit is its own transaction: the lock
                     # is held only for the statement and its commit, one round trip.
-                    return [self._write_one(conn, 0, appends[0])]
+                    return [self._write_one(cur, 0, appends[0], partitions[0])]
                 written = []
-                with conn.transaction():
+                with cur.connection.transaction():
                     for index, append in enumerate(appends):
-                        written.append(self._write_one(conn, index, append))
+                        written.append(
+                            self._write_one(cur, index, append, partitions[index])
+                        )
                 return written
         except DuplicateRowError as exc:
             raise _Conflict(index, exc) from exc
 
     def _write_one(
-        self, conn: Connection, index: int, append: StreamAppend
+        self, cur: Cursor, index: int, append: StreamAppend, partition: int
     ) -> Appended:
         events = append.events
-        partition = self.partition_of(append.stream_id)
         expected = append.expected_version
         kind = "any" if expected is None else "new" if expected == 0 else "at"
         params: dict[str, Any] = {
@@ -227,6 +270,8 @@ class PostgresEventStore:
             "expected": expected,
             "stream": append.stream_id,
         }
+        if len(events) >= COPY_FROM:
+            return self._copy_one(cur, index, append, kind, params)
         if len(events) == 1:
             # Scalars, not arrays: dumping eight one-element arrays costs more
             # than the insert on the fast path of single-event saves.
@@ -250,18 +295,52 @@ class PostgresEventStore:
             params["corr"] = [e.correlation_id for e in events]
             params["caus"] = [e.causation_id for e in events]
         query = self._q_append[len(events) == 1, kind]
-        row = conn.execute(query, params).fetchone()
+        row = cur.execute(query, params, prepare=True).fetchone()
         if row is None or row[0] is None:
             raise _NotWritten(index)
+        return _appended(append, partition, int(row[0]), int(row[1]))
+
+    def _copy_one(
+        self,
+        cur: Cursor,
+        index: int,
+        append: StreamAppend,
+        kind: str,
+        params: dict[str, Any],
+    ) -> Appended:
+        """A long append, inside the caller's transaction: lock the head and take
+        the offsets (checking the expected version as the one-statement append
+        does), then COPY the rows in. The unique indexes check every row as the
+        INSERT would; the head stays locked to the commit."""
+        events = append.events
+        params["n"] = len(events)
+        row = cur.execute(self._q_take[kind], params, prepare=True).fetchone()
+        if row is None:
+            raise _NotWritten(index)
         first_offset, first_version = int(row[0]), int(row[1])
-        return Appended(
-            stream_id=append.stream_id,
-            partition=partition,
-            first_offset=first_offset,
-            last_offset=first_offset + len(events) - 1,
-            first_version=first_version,
-            last_version=first_version + len(events) - 1,
-        )
+        topic, stream, partition = self._topic_id, append.stream_id, params["partition"]
+        with cur.copy(self._q_copy) as copy:
+            copy.set_types(_COPY_TYPES)
+            write_row = copy.write_row
+            for i, event in enumerate(events):
+                write_row(
+                    (
+                        topic,
+                        partition,
+                        first_offset + i,
+                        event.timestamp_ms,
+                        event.data,
+                        encode_user_headers(event.headers),
+                        stream,
+                        first_version + i,
+                        event.event_id,
+                        event.name,
+                        event.version,
+                        event.correlation_id,
+                        event.causation_id,
+                    )
+                )
+        return _appended(append, partition, first_offset, first_version)
 
     def _announce(self, written: Sequence[Appended]) -> None:
         notifier = self.db.notifier
@@ -304,8 +383,8 @@ class PostgresEventStore:
             raise ConcurrencyError(append.stream_id, append.expected_version, actual)
 
     def _lookup_ids(self, append: StreamAppend) -> list[tuple[Any, ...]]:
-        with self.db.connection() as conn:
-            return conn.execute(
+        with self.db.cursor() as cur:
+            return cur.execute(
                 self._q_by_ids,
                 (self._topic_id, [e.event_id for e in append.events]),
             ).fetchall()
@@ -349,8 +428,8 @@ class PostgresEventStore:
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 if it has no events."""
-        with self.db.connection() as conn:
-            row = conn.execute(self._q_version, (self._topic_id, stream_id)).fetchone()
+        with self.db.cursor() as cur:
+            row = cur.execute(self._q_version, (self._topic_id, stream_id)).fetchone()
         return int(row[0]) if row else 0
 
     def read_stream(
@@ -361,8 +440,8 @@ class PostgresEventStore:
         if from_version < 1:
             raise ValueError(f"from_version counts from 1, got {from_version}")
         upper = _MAX_VERSION if to_version is None else to_version
-        with self.db.connection() as conn:
-            rows = conn.execute(
+        with self.db.cursor() as cur:
+            rows = cur.execute(
                 self._q_read_stream,
                 (self._topic_id, stream_id, from_version, upper),
                 binary=True,
@@ -388,15 +467,35 @@ class PostgresEventStore:
     def iter_partition(
         self, partition: int, from_offset: int = 0, chunk: int = 5000
     ) -> Iterator[StoredEvent]:
-        """Every event of a partition from ``from_offset`` to its end, fetched in
-        chunks by keyset pagination (no cursor held open between chunks)."""
+        """Every event of a partition from ``from_offset`` to its end, in pages of
+        ``chunk`` by keyset pagination.
+
+        A page's rows stream in while the first ones are handed out, so the server
+        reads on while the caller decodes; the page's connection stays checked out
+        until its last event is taken (or the iterator is closed), and nothing is
+        held between pages.
+        """
+        self.log._checked(self.topic, partition)
+        if from_offset < 0:
+            raise ValueError(f"from_offset counts from 0, got {from_offset}")
         offset = from_offset
+        topic = self.topic
         while True:
-            events = self.read_partition(partition, offset, chunk)
-            yield from events
-            if len(events) < chunk:
+            count = 0
+            with self.db.connection() as conn:
+                rows = conn.cursor().stream(
+                    self._q_read_partition,
+                    (self._topic_id, partition, offset, chunk),
+                    binary=True,
+                    size=_STREAM_ROWS,
+                )
+                for row in rows:
+                    yield _stored(topic, row)
+                    count += 1
+                    offset = row[11]
+            if count < chunk:
                 return
-            offset = events[-1].offset + 1
+            offset += 1
 
     def end_position(self) -> Position:
         """The last committed offset of every non-empty partition."""
@@ -481,6 +580,54 @@ def _append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     ).as_bytes(None)
 
 
+def _take_statement(db: Database, kind: str) -> bytes:
+    """The head lock of a COPY append: take ``n`` offsets (no row when the
+    expected version is missing) and return the first offset and version."""
+    records = db.table("records")
+    guard = (
+        sql.SQL(
+            "AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
+            "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
+        ).format(records)
+        if kind == "at"
+        else sql.SQL("")
+    )
+    # As in the one-statement append, "any" may read a version older than the
+    # writer it waited for; the unique index then refuses the rows and the store
+    # tries again.
+    version = (
+        sql.SQL(
+            "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
+            "AND stream_id = %(stream)s), 0) + 1"
+        ).format(records)
+        if kind == "any"
+        else sql.SQL("%(expected)s::integer + 1")
+    )
+    return (
+        sql.SQL(
+            "UPDATE {partitions} SET next_offset = next_offset + %(n)s::bigint "
+            "WHERE topic_id = %(topic)s AND partition = %(partition)s {guard} "
+            "RETURNING next_offset - %(n)s::bigint, {version}"
+        )
+        .format(partitions=db.table("partitions"), guard=guard, version=version)
+        .as_bytes(None)
+    )
+
+
+def _appended(
+    append: StreamAppend, partition: int, first_offset: int, first_version: int
+) -> Appended:
+    n = len(append.events)
+    return Appended(
+        stream_id=append.stream_id,
+        partition=partition,
+        first_offset=first_offset,
+        last_offset=first_offset + n - 1,
+        first_version=first_version,
+        last_version=first_version + n - 1,
+    )
+
+
 def _check(append: StreamAppend) -> None:
     stream_id = append.stream_id
     if not isinstance(stream_id, str) or not stream_id:
@@ -493,24 +640,48 @@ def _check(append: StreamAppend) -> None:
 
 
 def _to_stored(topic: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
-    out = []
-    for row in rows:
-        if row[1] is None:
-            raise CorruptLogError(
-                f"record {topic}/{row[10]} offset {row[11]} was not written by the "
-                "event store; only the event store may write to its topic"
-            )
-        headers = row[9]
-        if headers is None:
-            out.append(_new_tuple(StoredEvent, (*row[:9], {}, row[10], row[11])))
-        else:
-            out.append(
-                _new_tuple(
-                    StoredEvent,
-                    (*row[:9], decode_user_headers(headers), row[10], row[11]),
-                )
-            )
-    return out
+    return [_stored(topic, row) for row in rows]
+
+
+def _stored(topic: str, row: tuple[Any, ...]) -> StoredEvent:
+    """A row of the read statements (``StoredEvent``'s field order) as the event."""
+    (
+        event_id,
+        stream,
+        version,
+        name,
+        ev_version,
+        data,
+        ts,
+        corr,
+        caus,
+        headers,
+        p,
+        o,
+    ) = row
+    if stream is None:
+        raise CorruptLogError(
+            f"record {topic}/{p} offset {o} was not written by the event store; "
+            "only the event store may write to its topic"
+        )
+    # Positional, through tuple.__new__: this runs once per replayed event.
+    return _new_tuple(
+        StoredEvent,
+        (
+            event_id,
+            stream,
+            version,
+            name,
+            ev_version,
+            data,
+            ts,
+            corr,
+            caus,
+            _NO_HEADERS if headers is None else decode_user_headers(headers),
+            p,
+            o,
+        ),
+    )
 
 
 class StoreSettings(Protocol):
