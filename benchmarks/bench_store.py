@@ -90,3 +90,62 @@ def replay(ctx: Context) -> Measurement:
         count = sum(1 for _ in app.iter_all_events())
         seconds = time.perf_counter() - started
     return Measurement(events=count, seconds=seconds)
+
+
+@bench("open_load_1m", ("file",))
+def open_load_1m(ctx: Context) -> Measurement:
+    """A log of 1,000,000 events (50,000 accounts of 20): time to open it, and the
+    median time to load one 20-event aggregate from it."""
+    streams = ctx.n(50_000)
+    with _app(ctx) as app:
+        batch = []
+        for _ in range(streams):
+            account = Account.open("owner")
+            for _ in range(19):
+                account.deposit(5)
+            batch.append(account)
+            if len(batch) == 100:
+                app.save(*batch)
+                batch = []
+        if batch:
+            app.save(*batch)
+        ids = [a.id for a in batch] or [account.id]
+    started = time.perf_counter()
+    app = _app(ctx)
+    app.load(Account, ids[0])  # the first load reads the partition's index
+    opened = time.perf_counter() - started
+    rng = random.Random(3)
+    with app:
+        all_ids = _sample_ids(app, rng, 2_000)
+        latencies = []
+        started = time.perf_counter()
+        for account_id in all_ids:
+            t0 = time.perf_counter()
+            app.load(Account, account_id)
+            latencies.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - started
+    return Measurement(
+        events=len(all_ids) * 20,
+        seconds=seconds,
+        extra={
+            "log_events": streams * 20,
+            "open_s": round(opened, 3),
+            "load_median_us": round(statistics.median(latencies) * 1e6, 1),
+            "load_p99_us": round(
+                sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1e6, 1
+            ),
+        },
+    )
+
+
+def _sample_ids(app: Application, rng: random.Random, count: int) -> list[str]:
+    """Stream ids from random offsets of random partitions."""
+    ids: list[str] = []
+    while len(ids) < count:
+        partition = rng.randrange(app.store.partitions)
+        ends = app.store.end_position()
+        if partition not in ends:
+            continue
+        offset = rng.randrange(ends[partition] + 1)
+        ids.append(app.store.read_partition(partition, offset, 1)[0].stream_id)
+    return ids
