@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rates = []
             seconds = []
+            extras: dict[str, list[float]] = {}
             last = None
             for run in range(1, args.runs + 1):
                 with scratch() as workdir:
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate = m.events / m.seconds if m.seconds > 0 else float("inf")
                 rates.append(rate)
                 seconds.append(m.seconds)
+                for key, value in m.extra.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        extras.setdefault(key, []).append(value)
                 last = m
                 line = {
                     "bench": name,
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         "events": last.events,
                         "seconds": round(statistics.median(seconds), 6),
                         "events_per_s": round(statistics.median(rates), 1),
+                        **{k: statistics.median(v) for k, v in extras.items()},
                     }
                 ),
                 flush=True,
