@@ -116,11 +116,15 @@ class Application:
         an aggregate changed since it was loaded: the aggregates before it in the
         argument list are saved, it and those after it keep their pending events.
         """
-        position, _ = self._save(aggregates, [])
+        position, _ = self._save(aggregates, [], envelopes=False)
         return position
 
     def _save(
-        self, aggregates: Iterable[Aggregate], written: list[str]
+        self,
+        aggregates: Iterable[Aggregate],
+        written: list[str],
+        *,
+        envelopes: bool = True,
     ) -> tuple[Position, list[Envelope]]:
         """Save in order; ``written`` collects the stream ids appended so far, so a
         caller can tell whether a failure left part of the work stored."""
@@ -165,14 +169,18 @@ class Application:
         written.extend(a.id for a, _, _ in todo)
         for (_, pending, _), appended in zip(todo, results, strict=True):
             offsets[appended.partition] = appended.last_offset
-            saved.extend(
-                e._replace(partition=appended.partition, offset=offset)
-                for e, offset in zip(
-                    pending,
-                    range(appended.first_offset, appended.last_offset + 1),
-                    strict=True,
+            if envelopes:
+                partition = appended.partition
+                saved.extend(
+                    # The stored copy: the same fields with partition and offset
+                    # (positional; _replace costs a microsecond per event).
+                    EventEnvelope._make((*e[:10], partition, offset))
+                    for e, offset in zip(
+                        pending,
+                        range(appended.first_offset, appended.last_offset + 1),
+                        strict=True,
+                    )
                 )
-            )
         position = Position(offsets)
         for runner in self._inline:
             try:

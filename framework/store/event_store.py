@@ -18,6 +18,9 @@ from framework.store.records import event_id_of, to_record, to_stored
 
 logger = logging.getLogger("framework.store")
 
+#: Stream ids whose partition is remembered before the memo starts over.
+_PARTITION_CACHE_SIZE = 65_536
+
 #: The topic that holds every aggregate's events.
 EVENTS_TOPIC = "events"
 
@@ -44,6 +47,7 @@ class LogEventStore:
         self.topic = topic
         self.config = log.ensure_topic(topic, config or TopicConfig(partitions=8))
         self.partitions = self.config.partitions
+        self._partition_cache: dict[str, int] = {}
         #: Each stream is appended on its own: a log has no multi-partition batch.
         self.atomic_multi_stream = False
         self._indexes = [
@@ -58,7 +62,15 @@ class LogEventStore:
             index.restore(log)
 
     def partition_of(self, stream_id: str) -> int:
-        return partition_for(stream_id, self.partitions)
+        partition = self._partition_cache.get(stream_id)
+        if partition is None:
+            # murmur2 in Python costs microseconds; the same aggregates come back.
+            if len(self._partition_cache) >= _PARTITION_CACHE_SIZE:
+                self._partition_cache.clear()
+            partition = self._partition_cache[stream_id] = partition_for(
+                stream_id, self.partitions
+            )
+        return partition
 
     def append(
         self,

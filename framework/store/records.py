@@ -35,26 +35,40 @@ CORRELATION = "$corr"
 CAUSATION = "$caus"
 
 
-def _text(value: str, what: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > _MAX_TEXT:
-        raise ValueError(
-            f"an event's {what} is at most {_MAX_TEXT} bytes of UTF-8, got {len(raw)}"
-        )
-    return _LENGTH.pack(len(raw)) + raw
-
-
 def pack_meta(stream_version: int, event: NewEvent) -> bytes:
     """The ``$e`` header's value; ``ValueError`` (before anything is written) if a
     field does not fit."""
-    return b"".join(
-        (
-            _FIXED.pack(stream_version, event.version, event.event_id.bytes),
-            _text(event.name, "name"),
-            _text(event.correlation_id, "correlation id"),
-            _text(event.causation_id, "causation id"),
+    name = event.name.encode()
+    correlation = event.correlation_id.encode()
+    causation = event.causation_id.encode()
+    pack_length = _LENGTH.pack
+    try:
+        return b"".join(
+            (
+                _FIXED.pack(stream_version, event.version, event.event_id.bytes),
+                pack_length(len(name)),
+                name,
+                pack_length(len(correlation)),
+                correlation,
+                pack_length(len(causation)),
+                causation,
+            )
         )
-    )
+    except struct.error:
+        for what, raw in (
+            ("name", name),
+            ("correlation id", correlation),
+            ("causation id", causation),
+        ):
+            if len(raw) > _MAX_TEXT:
+                raise ValueError(
+                    f"an event's {what} is at most {_MAX_TEXT} bytes of UTF-8, "
+                    f"got {len(raw)}"
+                ) from None
+        raise ValueError(
+            f"an event's version must fit 16 bits and its stream version 32 bits; "
+            f"got {event.version} and {stream_version}"
+        ) from None
 
 
 def to_record(stream_key: bytes, stream_version: int, event: NewEvent) -> Record:

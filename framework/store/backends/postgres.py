@@ -74,6 +74,21 @@ class _Conflict(Exception):
         self.cause = cause
 
 
+class AppendHook(Protocol):
+    """Work that must commit or fail with an append: inline projections."""
+
+    def in_transaction(self, cursor: Cursor, written: Sequence[Appended]) -> None:
+        """Called inside the append's transaction, after its rows are written and
+        before the commit, with the written partitions' heads still locked (so
+        every earlier offset of them is committed and stable). Raising aborts the
+        append: nothing is written."""
+        ...
+
+    def committed(self, written: Sequence[Appended]) -> None:
+        """Called after the append's commit (for announcements)."""
+        ...
+
+
 class PostgresEventStore:
     """An ``EventStore`` in a PostgreSQL schema; thread- and process-safe.
 
@@ -106,6 +121,7 @@ class PostgresEventStore:
         #: ``append_streams`` is one transaction.
         self.atomic_multi_stream = True
         self._topic_id = self.log.topic_id(topic)
+        self._hooks: list[AppendHook] = []
         t = self.db.table
         #: (single event?, "any" | "new" | "at") -> the append statement.
         self._q_append = {
@@ -169,6 +185,11 @@ class PostgresEventStore:
     def partition_of(self, stream_id: str) -> int:
         return partition_for(stream_id, self.partitions)
 
+    def add_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append's transaction from now on (every
+        append then takes the transaction path, a round trip or two more)."""
+        self._hooks.append(hook)
+
     # -- writing ---------------------------------------------------------------
 
     def append(
@@ -229,6 +250,8 @@ class PostgresEventStore:
                 continue
             results.update(zip(pending, written, strict=True))
             self._announce(written)
+            for hook in self._hooks:
+                hook.committed(written)
             break
         else:
             raise StoreError(
@@ -244,7 +267,11 @@ class PostgresEventStore:
         index = 0
         try:
             with self.db.cursor() as cur:
-                if len(appends) == 1 and len(appends[0].events) < COPY_FROM:
+                if (
+                    len(appends) == 1
+                    and len(appends[0].events) < COPY_FROM
+                    and not self._hooks
+                ):
                     # One statement in autocommit is its own transaction: the lock
                     # is held only for the statement and its commit, one round trip.
                     return [self._write_one(cur, 0, appends[0], partitions[0])]
@@ -254,6 +281,8 @@ class PostgresEventStore:
                         written.append(
                             self._write_one(cur, index, append, partitions[index])
                         )
+                    for hook in self._hooks:
+                        hook.in_transaction(cur, written)
                 return written
         except DuplicateRowError as exc:
             raise _Conflict(index, exc) from exc
@@ -462,6 +491,18 @@ class PostgresEventStore:
                 (self._topic_id, partition, from_offset, max_events),
                 binary=True,
             ).fetchall()
+        return _to_stored(self.topic, rows)
+
+    def read_partition_in(
+        self, cursor: Cursor, partition: int, from_offset: int, max_events: int
+    ) -> list[StoredEvent]:
+        """``read_partition`` on ``cursor``'s connection, inside its transaction
+        (an append hook sees the rows its append wrote)."""
+        rows = cursor.execute(
+            self._q_read_partition,
+            (self._topic_id, partition, from_offset, max_events),
+            binary=True,
+        ).fetchall()
         return _to_stored(self.topic, rows)
 
     def iter_partition(
