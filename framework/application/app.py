@@ -194,15 +194,16 @@ class Application:
         return position, saved
 
     def _encode(self, envelope: Envelope) -> NewEvent:
+        # Positional, in NewEvent's field order: once per saved event.
         return NewEvent(
-            event_id=envelope.event_id,
-            name=envelope.name,
-            version=envelope.version,
-            data=self.codec.encode(envelope.event),
-            timestamp_ms=envelope.timestamp_ms,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            headers=envelope.headers,
+            envelope.event_id,
+            envelope.name,
+            envelope.version,
+            self.codec.encode(envelope.event),
+            envelope.timestamp_ms,
+            envelope.correlation_id,
+            envelope.causation_id,
+            envelope.headers,
         )
 
     # -- reading ---------------------------------------------------------------
@@ -353,7 +354,9 @@ class Application:
         """Where projections keep their read models: given, or chosen by the store
         URL (memory for ``memory://``, SQLite beside the files for ``file:``)."""
         if self._read_models is None:
-            self._read_models = open_read_models(self.url, self.settings)
+            self._read_models = open_read_models(
+                self.url, self.settings, self.store
+            )
         return self._read_models
 
     def project(

@@ -10,9 +10,11 @@ import attrs
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class Record:
-    """One record to append; ``timestamp`` (UTC milliseconds) defaults to now."""
+class Record(NamedTuple):
+    """One record to append; ``timestamp`` (UTC milliseconds) defaults to now.
+
+    A named tuple, as ``LogRecord``: every append builds one per record.
+    """
 
     value: bytes
     key: bytes | None = None

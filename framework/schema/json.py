@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import cattrs
 import orjson
@@ -42,13 +43,22 @@ class JsonEventCodec:
         self.registry = registry if registry is not None else default_registry
         self._converter = make_event_converter()
         self._decoders: dict[tuple[str, int], Decoder] = {}
+        # Hooks per class, fetched once: the converter's dispatch costs more than
+        # the hook itself for small events. A dict is safe to share across threads
+        # here: a race only fetches the same hook twice.
+        self._unstructurers: dict[type, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
 
     def encode(self, event: DomainEvent) -> bytes:
         """JSON bytes of the event's payload; ``UnserializableEventError`` if it has a
         value JSON cannot hold."""
+        unstructure = self._unstructurers.get(type(event))
+        if unstructure is None:
+            unstructure = self._unstructurers[type(event)] = (
+                self._converter.get_unstructure_hook(type(event))
+            )
         try:
-            return orjson.dumps(self._converter.unstructure(event))
+            return orjson.dumps(unstructure(event))
         except (TypeError, orjson.JSONEncodeError) as exc:
             name, _ = event_name(type(event))
             raise UnserializableEventError(

@@ -13,9 +13,11 @@ from framework.store.position import Position
 _EMPTY: Mapping[str, str] = {}
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class NewEvent:
-    """An encoded event to append. The store assigns its stream version and offset."""
+class NewEvent(NamedTuple):
+    """An encoded event to append. The store assigns its stream version and offset.
+
+    A named tuple, as ``StoredEvent``: every save builds one per event.
+    """
 
     event_id: uuid.UUID
     name: str
