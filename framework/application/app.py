@@ -30,7 +30,7 @@ from framework.errors import (
 )
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
-from framework.projections.ports import ReadModelStore
+from framework.projections.ports import InlineReadModelStore, ReadModelStore
 from framework.projections.positions import PositionBoard
 from framework.projections.projection import Projection
 from framework.projections.query import ReadModel
@@ -103,6 +103,9 @@ class Application:
         #: Registered projections by name.
         self.projections: dict[str, ProjectionRunner] = {}
         self._inline: list[ProjectionRunner] = []
+        #: Inline runners that ``save`` applies after the append (the store runs
+        #: the others inside the append's transaction).
+        self._after_append: list[ProjectionRunner] = []
         #: Positions announced by the runners of this process (push consistency).
         self.board = PositionBoard()
 
@@ -182,7 +185,7 @@ class Application:
                     )
                 )
         position = Position(offsets)
-        for runner in self._inline:
+        for runner in self._after_append:
             try:
                 runner.catch_up_to(position)
             except ProjectionError as exc:
@@ -354,9 +357,7 @@ class Application:
         """Where projections keep their read models: given, or chosen by the store
         URL (memory for ``memory://``, SQLite beside the files for ``file:``)."""
         if self._read_models is None:
-            self._read_models = open_read_models(
-                self.url, self.settings, self.store
-            )
+            self._read_models = open_read_models(self.url, self.settings, self.store)
         return self._read_models
 
     def project(
@@ -370,7 +371,10 @@ class Application:
 
         ``inline=True`` applies it before ``save`` returns (after catching up with
         anything saved while the process was down); otherwise ``run_projections``
-        or the ``projections run`` command keeps it up to date.
+        or the ``projections run`` command keeps it up to date. On PostgreSQL with
+        its read models there, inline runs inside the append's transaction: the
+        events and the read model commit together, and a failing handler fails
+        the save (nothing is written). Elsewhere it runs right after the append.
         """
         if projection.name in self.projections:
             raise ConfigurationError(
@@ -388,7 +392,17 @@ class Application:
         if inline:
             runner.catch_up()
             self._inline.append(runner)
+            if not self._attach_inline(runner):
+                self._after_append.append(runner)
         return self.read_model(projection.name)
+
+    def _attach_inline(self, runner: ProjectionRunner) -> bool:
+        """Let the read-model store run ``runner`` inside the store's appends, if
+        the two can share a transaction (PostgreSQL); whether they do."""
+        read_models = self.read_models
+        return isinstance(
+            read_models, InlineReadModelStore
+        ) and read_models.attach_inline(self.store, runner)
 
     def read_model(self, name: str) -> ReadModel:
         """Queries of a projection, with pull and hybrid consistency."""

@@ -118,24 +118,42 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
     )
 
 
-#: URL scheme -> the read-model store projections use by default.
-READ_MODEL_OPENERS: dict[str, Callable[[str, AppSettings], ReadModelStore]] = {
-    "memory": lambda url, settings: MemoryReadModelStore(),
-    "file": lambda url, settings: SQLiteReadModelStore(
+def _open_postgres_read_models(
+    url: str, settings: AppSettings, store: EventStore | None
+) -> ReadModelStore:
+    # Imported here so that `import framework` never imports psycopg.
+    from framework.projections.backends.postgres import open_postgres_read_models
+
+    return open_postgres_read_models(url, store)
+
+
+#: URL scheme -> the read-model store projections use by default, given the URL,
+#: the settings and the application's event store (whose connections a backend
+#: may share).
+READ_MODEL_OPENERS: dict[
+    str, Callable[[str, AppSettings, EventStore | None], ReadModelStore]
+] = {
+    "memory": lambda url, settings, store: MemoryReadModelStore(),
+    "file": lambda url, settings, store: SQLiteReadModelStore(
         file_root(url) / "read_models.sqlite"
     ),
+    "postgresql": _open_postgres_read_models,
+    "postgres": _open_postgres_read_models,
 }
 
 
-def open_read_models(url: str | None, settings: AppSettings) -> ReadModelStore:
-    """The default read-model store for a store URL."""
+def open_read_models(
+    url: str | None, settings: AppSettings, store: EventStore | None = None
+) -> ReadModelStore:
+    """The default read-model store for a store URL (PostgreSQL: in the event
+    store's database, sharing its pool when ``store`` is the PostgreSQL store)."""
     opener = READ_MODEL_OPENERS.get(_scheme(url or ""))
     if opener is None:
         raise ConfigurationError(
             f"no default read-model store for {_scheme(url or '') or 'this store'!r}; "
             "pass read_models=... to Application"
         )
-    return opener(url or "", settings)
+    return opener(url or "", settings, store)
 
 
 def open_log(url: str) -> Log:

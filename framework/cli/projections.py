@@ -12,7 +12,7 @@ from framework.application.app import Application
 from framework.application.settings import file_root
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
-from framework.projections.group import FileGroup, GroupMember
+from framework.projections.group import FileGroup, GroupMember, GroupSettings
 from framework.projections.rebuild import Progress, rebuild
 from framework.projections.runner import ProjectionRunner
 
@@ -33,9 +33,22 @@ def add_projection_commands(groups: Any) -> None:
 
     run = command("run", "keep projections up to date (a consumer-group member)", _run)
     run.add_argument("names", nargs="*", help="projections to run (default: all)")
-    run.add_argument("--group-dir", type=Path, help="where members coordinate")
+    run.add_argument(
+        "--group-dir",
+        type=Path,
+        help="where members coordinate (file stores; PostgreSQL uses the database)",
+    )
     run.add_argument("--member-id", help="this member's id (default: pid-based)")
-    run.add_argument("--heartbeat", type=float, default=0.2, help="seconds")
+    defaults = GroupSettings()
+    run.add_argument(
+        "--heartbeat", type=float, default=defaults.heartbeat, help="seconds"
+    )
+    run.add_argument(
+        "--lease",
+        type=float,
+        default=defaults.lease,
+        help="seconds without a heartbeat before a PostgreSQL member counts as dead",
+    )
     command("status", "checkpoint, end offset and lag per partition", _status)
     rebuild_parser = command(
         "rebuild", "replay into a fresh copy, then swap it in", _rebuild
@@ -70,19 +83,57 @@ def _group_dir(app: Application, given: Path | None, name: str) -> Path:
     return file_root(app.url) / "groups" / name
 
 
+def _member(
+    app: Application, runner: ProjectionRunner, args: argparse.Namespace
+) -> GroupMember:
+    """A group member for ``runner``: coordinated through the database on
+    PostgreSQL (waking on its NOTIFYs), through a folder of file locks otherwise."""
+    settings = GroupSettings(heartbeat=args.heartbeat, lease=args.lease)
+    # Loaded already if the store is a PostgreSQL one; never imported otherwise.
+    postgres = sys.modules.get("framework.store.backends.postgres")
+    if (
+        args.group_dir is None
+        and postgres is not None
+        and isinstance(app.store, postgres.PostgresEventStore)
+    ):
+        from framework.projections.backends.postgres import PostgresReadModelStore
+        from framework.projections.backends.postgres_group import PostgresGroup
+        from framework.projections.backends.postgres_push import PostgresAppendSignal
+
+        db = app.store.db
+        # A stopped member's open transaction must not hold the projection's
+        # lock for longer than its lease.
+        read_models = app.read_models
+        if isinstance(read_models, PostgresReadModelStore):
+            read_models.idle_timeout = min(read_models.idle_timeout, settings.lease)
+        return GroupMember(
+            runner,
+            PostgresGroup(
+                db,
+                runner.name,
+                app.store.partitions,
+                member_id=args.member_id,
+                lease=settings.lease,
+                heartbeat=settings.heartbeat,
+            ),
+            heartbeat=settings.heartbeat,
+            signal=PostgresAppendSignal(app.store),
+        )
+    group = FileGroup(
+        _group_dir(app, args.group_dir, runner.name),
+        app.store.partitions,
+        member_id=args.member_id,
+    )
+    return GroupMember(runner, group, heartbeat=settings.heartbeat)
+
+
 def _run(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     names = args.names or sorted(app.projections)
     stop = threading.Event()
     threads = []
     for name in names:
-        runner = _runner(app, name)
-        group = FileGroup(
-            _group_dir(app, args.group_dir, name),
-            app.store.partitions,
-            member_id=args.member_id,
-        )
-        member = GroupMember(runner, group, heartbeat=args.heartbeat)
+        member = _member(app, _runner(app, name), args)
         thread = threading.Thread(target=member.run, args=(stop,), name=name)
         thread.start()
         threads.append(thread)

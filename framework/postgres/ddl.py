@@ -76,6 +76,49 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE event_id IS NOT NULL""",
         ),
     ),
+    Migration(
+        2,
+        "projections: their state, checkpoints, dead letters and group members",
+        (
+            # ``id`` names the projection's document tables (rm_<id>_<generation>_
+            # <table>): its name may be too long for a 63-byte identifier.
+            """CREATE TABLE {schema}.projections (
+                name text PRIMARY KEY,
+                id serial NOT NULL UNIQUE,
+                version integer NOT NULL,
+                generation integer NOT NULL,
+                building integer
+            )""",
+            """CREATE TABLE {schema}.projection_checkpoints (
+                name text NOT NULL,
+                generation integer NOT NULL,
+                partition integer NOT NULL,
+                "offset" bigint NOT NULL,
+                PRIMARY KEY (name, generation, partition)
+            )""",
+            """CREATE TABLE {schema}.projection_parked (
+                name text NOT NULL,
+                generation integer NOT NULL,
+                partition integer NOT NULL,
+                "offset" bigint NOT NULL,
+                stream_id text NOT NULL,
+                event_name text NOT NULL,
+                error text NOT NULL,
+                attempts integer NOT NULL,
+                parked_at_ms bigint NOT NULL,
+                PRIMARY KEY (name, generation, partition, "offset")
+            )""",
+            # A consumer group's members: a lease each, renewed by heartbeats, and
+            # the backend holding the member's partition locks.
+            """CREATE TABLE {schema}.projection_members (
+                name text NOT NULL,
+                member_id text NOT NULL,
+                backend_pid integer NOT NULL,
+                expires_at timestamptz NOT NULL,
+                PRIMARY KEY (name, member_id)
+            )""",
+        ),
+    ),
 )
 
 #: The version the code expects.

@@ -18,6 +18,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Protocol
+
+import attrs
 
 from framework.projections.runner import ProjectionRunner
 
@@ -157,19 +160,63 @@ class FileGroup:
             (self._members / f"{self.member_id}.member").unlink(missing_ok=True)
 
 
+@attrs.frozen(kw_only=True)
+class GroupSettings:
+    """``heartbeat``: seconds between a member's rebalances (and lease renewals).
+    ``lease``: seconds a PostgreSQL group member may miss heartbeats before the
+    others take its partitions (a file group's lease is its process's life)."""
+
+    heartbeat: float = 0.2
+    lease: float = 10.0
+
+
+class ConsumerGroup(Protocol):
+    """One member's view of a consumer group (``FileGroup``, ``PostgresGroup``)."""
+
+    member_id: str
+
+    def join(self) -> None: ...
+
+    @property
+    def owned(self) -> list[int]: ...
+
+    def rebalance(self) -> tuple[list[int], list[int]]: ...
+
+    def leave(self) -> None: ...
+
+
+class AppendSignal(Protocol):
+    """Tells an idle member that partitions may have new events (PostgreSQL:
+    LISTEN on the store's channel), so that it need not poll."""
+
+    def wait(self, timeout: float) -> list[int]:
+        """Partitions that got events, as soon as any does; ``[]`` on timeout."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class GroupMember:
-    """Runs a projection runner as one member of a file consumer group.
+    """Runs a projection runner as one member of a consumer group.
 
     Every ``heartbeat`` seconds it rebalances; in between it applies batches of the
     partitions it owns. A partition that moves is released only between batches.
+    Idle, it polls with backoff, or, given a ``signal``, waits for it and then reads
+    only the partitions it names (plus all of its own at every heartbeat).
     """
 
     def __init__(
-        self, runner: ProjectionRunner, group: FileGroup, *, heartbeat: float = 0.2
+        self,
+        runner: ProjectionRunner,
+        group: ConsumerGroup,
+        *,
+        heartbeat: float = 0.2,
+        signal: AppendSignal | None = None,
     ) -> None:
         self.runner = runner
         self.group = group
         self.heartbeat = heartbeat
+        self.signal = signal
 
     def run(self, stop: threading.Event) -> None:
         self.group.join()
@@ -177,17 +224,28 @@ class GroupMember:
         try:
             next_beat = 0.0
             interval = self.runner.settings.poll_interval
+            hinted: list[int] | None = None  # None: every owned partition
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
                     self.group.rebalance()
                     next_beat = now + self.heartbeat
+                    hinted = None
                 owned = self.group.owned
-                if owned and self.runner.step(owned):
+                targets = owned if hinted is None else [p for p in hinted if p in owned]
+                if targets and self.runner.step(targets):
                     interval = self.runner.settings.poll_interval
+                    hinted = targets  # until they are drained
                     continue
-                stop.wait(min(interval, max(0.0, next_beat - time.monotonic())))
+                left = max(0.0, next_beat - time.monotonic())
+                if self.signal is not None:
+                    hinted = self.signal.wait(left) or None
+                    continue
+                stop.wait(min(interval, left))
                 interval = min(interval * 2, self.runner.settings.max_poll_interval)
+                hinted = None
         finally:
             self.runner.running -= 1
             self.group.leave()
+            if self.signal is not None:
+                self.signal.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+
+if TYPE_CHECKING:
+    from framework.projections.runner import ProjectionRunner
 
 #: A document: anything orjson writes (dicts, lists, str, int, float, bool, None).
 Document = Any
@@ -132,3 +135,27 @@ class ReadModelStore(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AnnouncingReadModelStore(Protocol):
+    """A read-model store that hears committed checkpoints from every process
+    (PostgreSQL: LISTEN/NOTIFY), so that pull queries wait instead of polling."""
+
+    def wait_for_checkpoints(
+        self, name: str, generation: int, position: Mapping[int, int], timeout: float
+    ) -> bool:
+        """Block until checkpoints announced for ``name``'s ``generation`` cover
+        ``position``; ``False`` after ``timeout``. A hint: check the store."""
+        ...
+
+
+@runtime_checkable
+class InlineReadModelStore(Protocol):
+    """A read-model store that can apply a projection inside an event store's
+    appends (PostgreSQL, when both are in one database)."""
+
+    def attach_inline(self, store: object, runner: ProjectionRunner) -> bool:
+        """Run ``runner``'s projection inside every append of ``store`` from now
+        on, if the two can share a transaction; whether they can."""
+        ...

@@ -10,7 +10,11 @@ from typing import Any, Literal
 import attrs
 
 from framework.errors import ProjectionError
-from framework.projections.ports import Documents, ReadModelStore
+from framework.projections.ports import (
+    AnnouncingReadModelStore,
+    Documents,
+    ReadModelStore,
+)
 from framework.projections.positions import PositionBoard
 from framework.store.ports import EventStore
 from framework.store.position import Position
@@ -86,6 +90,9 @@ class ReadModel:
         self._liveness = liveness
         self._poll_interval = poll_interval
         self._last_move = 0.0
+        self._announcing = (
+            read_models if isinstance(read_models, AnnouncingReadModelStore) else None
+        )
         if board is not None:
             board.subscribe(self._moved)
 
@@ -103,18 +110,33 @@ class ReadModel:
     def wait_for(self, position: Mapping[int, int], timeout: float) -> bool:
         """Block until the read model covers ``position``; ``False`` on timeout.
 
-        A runner in this process wakes the caller through the board at once; one in
-        another process is noticed by polling the store's checkpoints.
+        With a store that announces commits (PostgreSQL) the caller wakes when
+        any process commits the position. Otherwise a runner in this process wakes
+        it through the board at once, and one in another process is noticed by
+        polling the store's checkpoints.
         """
         deadline = time.monotonic() + timeout
+        announced = False
         while True:
-            if self.position().covers(position):
+            state = self.read_models.state(self.name)
+            if state is not None and Position(
+                self.read_models.checkpoints(self.name, state.generation)
+            ).covers(position):
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self.board is not None:
-                self.board.wait_for(self.name, position, min(left, 0.005))
+            if self._announcing is not None and state is not None:
+                if announced:
+                    # Announced but not in the store: announcements of an
+                    # older model (before a reset); do not spin on them.
+                    time.sleep(min(left, self._poll_interval))
+                # Bounded, so that a lost notification costs a poll at most.
+                announced = self._announcing.wait_for_checkpoints(
+                    self.name, state.generation, position, min(left, 0.05)
+                )
+            elif self.board is not None:
+                self.board.wait_for(self.name, position, min(left, self._poll_interval))
             else:
                 time.sleep(min(left, self._poll_interval))
 

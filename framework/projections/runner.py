@@ -197,6 +197,33 @@ class ProjectionRunner:
         if self.board is not None and not self.rebuilding:
             self.board.publish(self.name, {partition: batch[-1].offset})
 
+    def apply_within(
+        self,
+        transaction: Transaction,
+        batch: Sequence[StoredEvent],
+        parked: set[str],
+    ) -> None:
+        """Apply ``batch`` (events of one partition that directly follow its
+        checkpoint, in order) in the caller's ``transaction`` and advance the
+        checkpoint there; the caller commits.
+
+        For inline projections inside an append: nothing is retried or parked
+        here. A handler that fails raises ``ProjectionError``, and the caller's
+        whole transaction (the append) must then roll back.
+        """
+        for stored in batch:
+            try:
+                self._apply_one(transaction, stored, parked)
+            except _HandlerFailed as failed:
+                raise ProjectionError(
+                    f"inline projection {self.name!r} failed on "
+                    f"{self.store.topic}/{stored.partition} offset {stored.offset} "
+                    f"(stream {stored.stream_id!r} version {stored.stream_version}, "
+                    f"{stored.name}): {failed.error!r}; the append was rolled back, "
+                    "nothing was written"
+                ) from failed.error
+        transaction.advance(batch[-1].partition, batch[-1].offset)
+
     def _fence(self, transaction: Transaction, partition: int, first: int) -> None:
         committed = transaction.checkpoint(partition)
         if committed != first - 1:

@@ -77,7 +77,7 @@ def test_an_unreachable_server_is_a_retriable_error_naming_host_not_password() -
 
 def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> None:
     url = f"{database_url()}?schema={schema}"
-    assert migrate_database(url) == ([1], LATEST)
+    assert migrate_database(url) == ([1, 2], LATEST)
     assert migrate_database(url) == ([], LATEST)
     with psycopg.connect(database_url()) as conn:
         rows = conn.execute(
@@ -85,7 +85,7 @@ def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> No
                 sql.Identifier(schema, "schema_version")
             )
         ).fetchall()
-    assert rows == [(1,)]
+    assert rows == [(1,), (2,)]
 
 
 def test_python_m_framework_db_migrate_uses_the_database_url(schema: str) -> None:

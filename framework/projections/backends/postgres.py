@@ -1,0 +1,676 @@
+"""Read models in PostgreSQL, beside the events: document tables and checkpoints in
+one transaction, in the event store's schema.
+
+A projection's documents live in one table per (projection, generation, table),
+``rm_<id>_<generation>_<table>`` with ``jsonb`` documents; its state, checkpoints
+and dead letters in the shared ``projections``, ``projection_checkpoints`` and
+``projection_parked`` tables (migration 2). Every writing transaction of a
+projection first takes a transaction-level advisory lock on it, so that members
+writing documents that several partitions share cannot lose each other's updates
+(as SQLite's write lock does for the embedded store). Writes are buffered per
+transaction and flushed at its end, one ``INSERT ... ON CONFLICT`` from ``unnest``
+per table. Query reads are single statements on the live generation: a rebuild's
+swap drops the old generation's tables in the transaction that moves
+``generation``, so a read sees the old table or, after a retry, the new one, never
+a half-built one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import orjson
+from psycopg import sql
+
+from framework.errors import ProjectionError
+from framework.postgres.database import Cursor, Database
+from framework.postgres.errors import DatabaseError
+from framework.postgres.notify import Notifier
+from framework.postgres.url import PostgresURL
+from framework.projections.backends.postgres_push import Announcements
+from framework.projections.ports import (
+    Document,
+    Documents,
+    ParkedEvent,
+    ProjectionState,
+    Transaction,
+)
+from framework.projections.runner import ProjectionRunner
+
+logger = logging.getLogger("framework.projections")
+
+#: Marks a key deleted inside a transaction's buffer.
+_DELETED = object()
+#: SQLSTATE undefined_table: a generation swapped out under a query.
+_UNDEFINED_TABLE = "42P01"
+
+
+def lock_key(schema: str, name: str) -> tuple[int, int]:
+    """The two-int advisory lock key of a projection's writes in ``schema``."""
+    return (
+        zlib.crc32(f"framework.projection:{schema}".encode()) - (1 << 31),
+        zlib.crc32(name.encode()) - (1 << 31),
+    )
+
+
+def table_name(projection_id: int, generation: int, table: str) -> str:
+    """Digits, then a name starting with a letter: never ambiguous, and short
+    enough for PostgreSQL's 63-byte identifiers whatever the projection's name."""
+    return f"rm_{projection_id}_{generation}_{table}"
+
+
+class _Statements:
+    """The statements of one document table, composed once."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        ident = db.table(name)
+        self.get = (
+            sql.SQL("SELECT doc::text FROM {} WHERE key = %s")
+            .format(ident)
+            .as_bytes(None)
+        )
+        self.items = (
+            sql.SQL("SELECT key, doc::text FROM {} ORDER BY key")
+            .format(ident)
+            .as_bytes(None)
+        )
+        self.count = sql.SQL("SELECT count(*) FROM {}").format(ident).as_bytes(None)
+        self.put = (
+            sql.SQL(
+                "INSERT INTO {} (key, doc) SELECT k, d::jsonb "
+                "FROM unnest(%s::text[], %s::text[]) AS u(k, d) "
+                "ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc"
+            )
+            .format(ident)
+            .as_bytes(None)
+        )
+        self.delete = (
+            sql.SQL("DELETE FROM {} WHERE key = ANY(%s::text[])")
+            .format(ident)
+            .as_bytes(None)
+        )
+        self.create = (
+            sql.SQL(
+                'CREATE TABLE IF NOT EXISTS {} (key text COLLATE "C" PRIMARY KEY, '
+                "doc jsonb NOT NULL)"
+            )
+            .format(ident)
+            .as_bytes(None)
+        )
+
+
+class _Table:
+    """Reads of one document table on one cursor."""
+
+    def __init__(self, cursor: Cursor, statements: _Statements) -> None:
+        self._cursor = cursor
+        self._q = statements
+
+    def get(self, key: str) -> Document | None:
+        row = self._cursor.execute(self._q.get, (key,)).fetchone()
+        return None if row is None else orjson.loads(row[0])
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        rows = self._cursor.execute(self._q.items).fetchall()
+        return iter([(key, orjson.loads(doc)) for key, doc in rows])
+
+    def count(self) -> int:
+        row = self._cursor.execute(self._q.count).fetchone()
+        return int(row[0]) if row else 0
+
+
+class _BufferedTable(_Table):
+    """Writes are kept until the transaction ends, then flushed with one statement
+    per kind; a key written many times in a batch is written once."""
+
+    def __init__(self, cursor: Cursor, statements: _Statements) -> None:
+        super().__init__(cursor, statements)
+        self.pending: dict[str, object] = {}
+
+    def get(self, key: str) -> Document | None:
+        found = self.pending.get(key)
+        if found is None:
+            return super().get(key)
+        # The buffer keeps the caller's object: hand out a copy, as a read from
+        # the database would be.
+        return None if found is _DELETED else orjson.loads(orjson.dumps(found))
+
+    def put(self, key: str, document: Document) -> None:
+        # Encoded now, so that later changes to ``document`` do not leak in.
+        self.pending[key] = orjson.loads(orjson.dumps(document))
+
+    def delete(self, key: str) -> None:
+        self.pending[key] = _DELETED
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        keys: list[str] = []
+        docs: list[str] = []
+        deletes: list[str] = []
+        for key, doc in self.pending.items():
+            if doc is _DELETED:
+                deletes.append(key)
+            else:
+                keys.append(key)
+                docs.append(orjson.dumps(doc).decode())
+        if keys:
+            self._cursor.execute(self._q.put, (keys, docs))
+        if deletes:
+            self._cursor.execute(self._q.delete, (deletes,))
+        self.pending.clear()
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        self.flush()
+        return super().items()
+
+    def count(self) -> int:
+        self.flush()
+        return super().count()
+
+
+class PostgresTransaction:
+    """One atomic change of a projection's read model and checkpoints, on a
+    connection inside a transaction (its own, or an append's)."""
+
+    def __init__(
+        self,
+        store: PostgresReadModelStore,
+        cursor: Cursor,
+        name: str,
+        projection_id: int,
+        generation: int,
+    ) -> None:
+        self._store = store
+        self._cursor = cursor
+        self._name = name
+        self._id = projection_id
+        self.generation = generation
+        self._tables: dict[str, _BufferedTable] = {}
+        #: Partition -> offset advanced to in this transaction.
+        self.checkpoints: dict[int, int] = {}
+        self._parked: list[ParkedEvent] = []
+        self._unparked: list[tuple[int, int]] = []
+
+    def table(self, name: str) -> _BufferedTable:
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = _BufferedTable(
+                self._cursor,
+                self._store._statements(self._id, self.generation, name),
+            )
+        return table
+
+    def checkpoint(self, partition: int) -> int:
+        row = self._cursor.execute(
+            self._store._q_checkpoint, (self._name, self.generation, partition)
+        ).fetchone()
+        return -1 if row is None else int(row[0])
+
+    def advance(self, partition: int, offset: int) -> None:
+        self.checkpoints[partition] = offset
+
+    def park(self, parked: ParkedEvent) -> None:
+        self._parked.append(parked)
+
+    def unpark(self, partition: int, offset: int) -> None:
+        self._unparked.append((partition, offset))
+
+    def flush(self) -> None:
+        """Write everything buffered (still inside the transaction)."""
+        for table in self._tables.values():
+            table.flush()
+        store, cur = self._store, self._cursor
+        key = (self._name, self.generation)
+        if self.checkpoints:
+            cur.execute(
+                store._q_advance,
+                (*key, list(self.checkpoints), list(self.checkpoints.values())),
+            )
+        if self._parked:
+            cur.executemany(
+                store._q_park,
+                [
+                    (
+                        *key,
+                        e.partition,
+                        e.offset,
+                        e.stream_id,
+                        e.name,
+                        e.error,
+                        e.attempts,
+                        e.parked_at_ms,
+                    )
+                    for e in self._parked
+                ],
+            )
+        if self._unparked:
+            cur.executemany(store._q_unpark, [(*key, p, o) for p, o in self._unparked])
+
+
+class PostgresReadModelStore:
+    """A ``ReadModelStore`` in a PostgreSQL schema; thread- and process-safe.
+
+    Give it the event store's ``Database`` to share its pool (and to allow inline
+    projections inside appends), or a URL to open one of its own. Committed
+    checkpoints are announced with NOTIFY (unless the URL says ``notify=0``), so
+    that pull queries in any process wake at once instead of polling.
+    """
+
+    def __init__(
+        self,
+        url: PostgresURL | str | Database | None = None,
+        *,
+        idle_timeout: float = 10.0,
+    ) -> None:
+        #: Seconds a transaction holding a projection's lock may wait on its
+        #: client before the server ends the session: a hung (stopped, not dead)
+        #: process cannot block the projection's other writers for longer.
+        self.idle_timeout = idle_timeout
+        self._owns_db = not isinstance(url, Database)
+        self.db = url if isinstance(url, Database) else Database(url)
+        self.schema = self.db.schema
+        t = self.db.table
+        self._ids: dict[str, int] = {}
+        self._live: dict[str, int] = {}
+        self._composed: dict[tuple[int, int, str], _Statements] = {}
+        self._lock = threading.Lock()
+        self.channel = f"framework:{self.schema}:projections"[:63]
+        self._notifier = (
+            Notifier(self.db.url, self.channel, linger=0.0)
+            if self.db.url.notify
+            else None
+        )
+        self.announcements = Announcements(self.db, self.channel)
+        self._q_state = (
+            sql.SQL("SELECT id, version, generation, building FROM {} WHERE name = %s")
+            .format(t("projections"))
+            .as_bytes(None)
+        )
+        self._q_lock = (
+            b"SELECT set_config('idle_in_transaction_session_timeout', %s, true), "
+            b"pg_advisory_xact_lock(%s, %s)"
+        )
+        self._q_checkpoint = (
+            sql.SQL(
+                'SELECT "offset" FROM {} WHERE name = %s AND generation = %s '
+                "AND partition = %s"
+            )
+            .format(t("projection_checkpoints"))
+            .as_bytes(None)
+        )
+        self._q_checkpoints = (
+            sql.SQL(
+                'SELECT partition, "offset" FROM {} WHERE name = %s AND generation = %s'
+            )
+            .format(t("projection_checkpoints"))
+            .as_bytes(None)
+        )
+        self._q_advance = (
+            sql.SQL(
+                'INSERT INTO {} (name, generation, partition, "offset") '
+                "SELECT %s, %s, p, o FROM unnest(%s::int4[], %s::int8[]) AS u(p, o) "
+                'ON CONFLICT (name, generation, partition) DO UPDATE SET "offset" = '
+                'EXCLUDED."offset"'
+            )
+            .format(t("projection_checkpoints"))
+            .as_bytes(None)
+        )
+        self._q_park = (
+            sql.SQL(
+                'INSERT INTO {} (name, generation, partition, "offset", stream_id, '
+                "event_name, error, attempts, parked_at_ms) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                'ON CONFLICT (name, generation, partition, "offset") DO UPDATE SET '
+                "error = EXCLUDED.error, attempts = EXCLUDED.attempts, "
+                "parked_at_ms = EXCLUDED.parked_at_ms"
+            )
+            .format(t("projection_parked"))
+            .as_bytes(None)
+        )
+        self._q_unpark = (
+            sql.SQL(
+                "DELETE FROM {} WHERE name = %s AND generation = %s "
+                'AND partition = %s AND "offset" = %s'
+            )
+            .format(t("projection_parked"))
+            .as_bytes(None)
+        )
+        self._q_parked = (
+            sql.SQL(
+                'SELECT partition, "offset", stream_id, event_name, error, attempts, '
+                "parked_at_ms FROM {} WHERE name = %s AND generation = %s "
+                'ORDER BY partition, "offset"'
+            )
+            .format(t("projection_parked"))
+            .as_bytes(None)
+        )
+
+    def _statements(
+        self, projection_id: int, generation: int, table: str
+    ) -> _Statements:
+        key = (projection_id, generation, table)
+        found = self._composed.get(key)
+        if found is None:
+            found = _Statements(self.db, table_name(projection_id, generation, table))
+            with self._lock:
+                if len(self._composed) > 10_000:  # generations come and go
+                    self._composed.clear()
+                self._composed[key] = found
+        return found
+
+    # -- lifecycle of a projection -------------------------------------------
+
+    def ensure(
+        self, name: str, version: int, tables: tuple[str, ...]
+    ) -> ProjectionState:
+        with self._locked(name) as cur:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (name, version, generation) VALUES (%s, %s, 1) "
+                    "ON CONFLICT (name) DO NOTHING"
+                ).format(self.db.table("projections")),
+                (name, version),
+            )
+            pid, stored_version, generation, building = self._row(cur, name)
+            self._create_tables(cur, pid, generation, tables)
+            if building is not None:
+                self._create_tables(cur, pid, building, tables)
+        return ProjectionState(
+            name=name, version=stored_version, generation=generation, building=building
+        )
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[Cursor]:
+        """A transaction holding the projection's lock (DDL and swaps)."""
+        with self.db.connection() as conn, conn.transaction():
+            cur = conn.reused_cursor()
+            self.lock(cur, name)
+            yield cur
+
+    def _row(self, cur: Cursor, name: str) -> tuple[int, int, int, int | None]:
+        row = cur.execute(self._q_state, (name,)).fetchone()
+        if row is None:
+            raise ProjectionError(
+                f"projection {name!r} has no read model in schema {self.schema!r} "
+                "yet; run it (or register it with app.project) first"
+            )
+        pid, version, generation, building = row
+        self._ids[name] = pid
+        return pid, version, generation, building
+
+    def _create_tables(
+        self, cur: Cursor, pid: int, generation: int, tables: tuple[str, ...]
+    ) -> None:
+        for table in tables:
+            cur.execute(self._statements(pid, generation, table).create)
+
+    def _drop_generation(self, cur: Cursor, name: str, generation: int) -> None:
+        pid = self._ids[name]
+        rows = cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+            "AND tablename LIKE %s",
+            (self.schema, f"rm\\_{pid}\\_{generation}\\_%"),
+        ).fetchall()
+        for (table,) in rows:
+            cur.execute(sql.SQL("DROP TABLE {}").format(self.db.table(table)))
+        for target in ("projection_checkpoints", "projection_parked"):
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE name = %s AND generation = %s").format(
+                    self.db.table(target)
+                ),
+                (name, generation),
+            )
+
+    def state(self, name: str) -> ProjectionState | None:
+        with self.db.cursor() as cur:
+            row = cur.execute(self._q_state, (name,)).fetchone()
+        if row is None:
+            return None
+        pid, version, generation, building = row
+        self._ids[name] = pid
+        self._live[name] = generation
+        return ProjectionState(
+            name=name, version=version, generation=generation, building=building
+        )
+
+    def checkpoints(self, name: str, generation: int) -> dict[int, int]:
+        with self.db.cursor() as cur:
+            rows = cur.execute(self._q_checkpoints, (name, generation)).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    # -- transactions --------------------------------------------------------------
+
+    def _id(self, name: str) -> int:
+        found = self._ids.get(name)
+        if found is None:
+            if self.state(name) is None:
+                raise ProjectionError(
+                    f"projection {name!r} has no read model in schema "
+                    f"{self.schema!r}; ensure() it first"
+                )
+            found = self._ids[name]
+        return found
+
+    @contextmanager
+    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+        pid = self._id(name)
+        with self.db.connection() as conn:
+            with conn.transaction():
+                cur = conn.reused_cursor()
+                transaction = self.bind(cur, name, pid, generation)
+                yield transaction
+                transaction.flush()
+            self.announce(name, generation, transaction.checkpoints)
+
+    def transaction(
+        self, name: str, generation: int
+    ) -> AbstractContextManager[Transaction]:
+        return self._transaction(name, generation)
+
+    def bind(
+        self, cursor: Cursor, name: str, projection_id: int, generation: int
+    ) -> PostgresTransaction:
+        """A transaction of the projection on ``cursor``'s open transaction, after
+        taking the projection's lock there; the caller flushes and commits."""
+        self.lock(cursor, name)
+        return PostgresTransaction(self, cursor, name, projection_id, generation)
+
+    def lock(self, cursor: Cursor, name: str) -> None:
+        """Take the projection's write lock in ``cursor``'s transaction (held to
+        its end)."""
+        cursor.execute(
+            self._q_lock,
+            (f"{int(self.idle_timeout * 1000)}ms", *lock_key(self.schema, name)),
+        )
+
+    def attach_inline(self, store: object, runner: ProjectionRunner) -> bool:
+        """Apply ``runner``'s projection inside every append of ``store``, if it
+        is a PostgreSQL store on this database; whether it is."""
+        from framework.projections.backends.postgres_inline import InlineProjection
+        from framework.store.backends.postgres import PostgresEventStore
+
+        if not isinstance(store, PostgresEventStore):
+            return False
+        theirs, ours = store.db.url, self.db.url
+        if (theirs.host, theirs.port, theirs.dbname) != (
+            ours.host,
+            ours.port,
+            ours.dbname,
+        ):
+            return False
+        store.add_hook(InlineProjection(self, store, runner))
+        return True
+
+    def announce(
+        self, name: str, generation: int, checkpoints: Mapping[int, int]
+    ) -> None:
+        """NOTIFY committed checkpoints (after the commit; a hint for waiters)."""
+        if self._notifier is None:
+            return
+        topic = f"{name}:{generation}"
+        for partition, offset in checkpoints.items():
+            self._notifier.publish(topic, partition, offset)
+
+    # -- queries -----------------------------------------------------------------
+
+    def table(self, name: str, table: str) -> Documents:
+        if name not in self._live and self.state(name) is None:
+            raise ProjectionError(
+                f"projection {name!r} has no read model here yet; run it first"
+            )
+        return _LiveTable(self, name, table)
+
+    def _read(self, name: str, table: str, read: str, *args: Any) -> Any:
+        """One statement on the live generation's table; after a swap dropped
+        the generation this process knew, look it up again and retry."""
+        for _ in range(3):
+            generation = self._live.get(name)
+            if generation is None:
+                state = self.state(name)
+                if state is None:
+                    raise ProjectionError(
+                        f"projection {name!r} has no read model here yet"
+                    )
+                generation = state.generation
+            statements = self._statements(self._ids[name], generation, table)
+            try:
+                with self.db.cursor() as cur:
+                    return getattr(_Table(cur, statements), read)(*args)
+            except DatabaseError as exc:
+                if exc.sqlstate != _UNDEFINED_TABLE:
+                    raise
+                self._live.pop(name, None)
+                last = exc
+        raise ProjectionError(
+            f"projection {name!r} has no table {table!r} in its live generation; "
+            "is it declared in the projection's tables?"
+        ) from last
+
+    # -- rebuilds and resets ---------------------------------------------------
+
+    def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
+        with self._locked(name) as cur:
+            pid, _, generation, building = self._row(cur, name)
+            if building is None:
+                building = generation + 1
+                self._drop_generation(cur, name, building)
+                cur.execute(
+                    sql.SQL("UPDATE {} SET building = %s WHERE name = %s").format(
+                        self.db.table("projections")
+                    ),
+                    (building, name),
+                )
+            self._create_tables(cur, pid, building, tables)
+        return int(building)
+
+    def finish_rebuild(self, name: str, generation: int, version: int) -> None:
+        with self._locked(name) as cur:
+            _, _, old, _ = self._row(cur, name)
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} SET generation = %s, building = NULL, version = %s "
+                    "WHERE name = %s"
+                ).format(self.db.table("projections")),
+                (generation, version, name),
+            )
+            self._drop_generation(cur, name, old)
+        self._live[name] = generation
+
+    def reset(self, name: str, tables: tuple[str, ...], version: int) -> None:
+        with self._locked(name) as cur:
+            if cur.execute(self._q_state, (name,)).fetchone() is None:
+                return
+            pid, _, generation, building = self._row(cur, name)
+            for dropped in (generation, building):
+                if dropped is not None:
+                    self._drop_generation(cur, name, dropped)
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} SET building = NULL, version = %s WHERE name = %s"
+                ).format(self.db.table("projections")),
+                (version, name),
+            )
+            self._create_tables(cur, pid, generation, tables)
+
+    # -- dead letters ------------------------------------------------------------
+
+    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.park(parked)
+
+    def parked(self, name: str, generation: int) -> list[ParkedEvent]:
+        with self.db.cursor() as cur:
+            rows = cur.execute(self._q_parked, (name, generation)).fetchall()
+        return [
+            ParkedEvent(
+                partition=r[0],
+                offset=r[1],
+                stream_id=r[2],
+                name=r[3],
+                error=r[4],
+                attempts=r[5],
+                parked_at_ms=r[6],
+            )
+            for r in rows
+        ]
+
+    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
+        with self.transaction(name, generation) as transaction:
+            transaction.unpark(partition, offset)
+
+    # -- push --------------------------------------------------------------------
+
+    def wait_for_checkpoints(
+        self, name: str, generation: int, position: Mapping[int, int], timeout: float
+    ) -> bool:
+        """Block until checkpoints announced (by any process) for ``name``'s
+        ``generation`` cover ``position``; ``False`` after ``timeout``. A hint:
+        callers check the checkpoints themselves."""
+        return self.announcements.wait_for(f"{name}:{generation}", position, timeout)
+
+    def close(self) -> None:
+        """Stop listening, send pending announcements, and close the pool if this
+        store opened it. Idempotent."""
+        self.announcements.close()
+        if self._notifier is not None:
+            self._notifier.close()
+        if self._owns_db:
+            self.db.close()
+
+
+class _LiveTable:
+    """Reads of the generation queries see; each read is one statement."""
+
+    def __init__(self, store: PostgresReadModelStore, name: str, table: str) -> None:
+        self._store = store
+        self._projection = name
+        self._table = table
+
+    def get(self, key: str) -> Document | None:
+        return self._store._read(self._projection, self._table, "get", key)
+
+    def items(self) -> Iterator[tuple[str, Document]]:
+        found: Iterator[tuple[str, Document]] = self._store._read(
+            self._projection, self._table, "items"
+        )
+        return found
+
+    def count(self) -> int:
+        return int(self._store._read(self._projection, self._table, "count"))
+
+
+def open_postgres_read_models(url: str, store: object) -> PostgresReadModelStore:
+    """The ``READ_MODEL_OPENERS`` entry: read models in the event store's own
+    database and pool when ``store`` is a ``PostgresEventStore``, else in the
+    schema ``url`` names."""
+    from framework.store.backends.postgres import PostgresEventStore
+
+    if isinstance(store, PostgresEventStore):
+        return PostgresReadModelStore(store.db)
+    return PostgresReadModelStore(url)

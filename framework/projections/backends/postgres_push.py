@@ -1,0 +1,186 @@
+"""Push on PostgreSQL: committed projection checkpoints heard through LISTEN.
+
+Read-model stores NOTIFY ``[projection:generation, partition, offset]`` after each
+commit; ``Announcements`` listens on that channel from one background thread
+(started by the first waiter) and keeps what it heard on a ``PositionBoard``, so a
+pull query waits for exactly its position instead of sleeping. Notifications are
+hints: if the listener cannot connect, waiters fall back to polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+from framework.errors import StoreError
+from framework.postgres.database import Database
+from framework.postgres.notify import Listener, payload
+from framework.projections.positions import PositionBoard
+from framework.store.backends.postgres import PostgresEventStore
+
+logger = logging.getLogger("framework.projections")
+
+#: Where a waiter without a working listener sleeps between checks.
+_POLL_SECONDS = 0.005
+#: The notice ``close`` sends to wake its own listener thread.
+_BYE = ("", -1, -1)
+
+
+class Announcements:
+    """Announced checkpoints of every projection in one schema, by
+    ``projection:generation``. Thread-safe."""
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self._db = db
+        self._channel = channel
+        self.board = PositionBoard()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+        self._closing = False
+        self._broken = False
+
+    def _start(self) -> bool:
+        """Listen (once); whether a listener is up. LISTEN is in place when this
+        returns, so a commit after it is heard."""
+        with self._lock:
+            if self._closing or self._broken:
+                return False
+            if self._thread is not None:
+                return True
+            try:
+                self._listener = Listener(self._db.url, self._channel)
+            except StoreError as exc:
+                logger.warning(
+                    "cannot LISTEN for projection checkpoints (%s); polling instead",
+                    exc,
+                )
+                self._broken = True
+                return False
+            self._thread = threading.Thread(
+                target=self._run, name=f"listen {self._channel}", daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def _run(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._closing:
+            try:
+                notices = listener.wait(1.0)
+            except StoreError as exc:
+                if self._closing:
+                    break
+                logger.warning("lost the checkpoint listener (%s); reconnecting", exc)
+                time.sleep(0.5)
+                try:
+                    listener.close()
+                    listener = self._listener = Listener(self._db.url, self._channel)
+                except StoreError:
+                    continue
+                continue
+            for notice in notices:
+                if notice.partition >= 0:
+                    self.board.publish(
+                        notice.topic, {notice.partition: notice.last_offset}
+                    )
+
+    def wait_for(self, key: str, position: Mapping[int, int], timeout: float) -> bool:
+        """Whether announcements for ``key`` covered ``position`` within
+        ``timeout``. The first call starts listening and returns ``True`` at once
+        (the caller looks again, now that nothing can be missed)."""
+        if self._thread is None:
+            if self._start():
+                return True
+            time.sleep(min(timeout, _POLL_SECONDS))
+            return False
+        return self.board.wait_for(key, position, timeout)
+
+    def close(self) -> None:
+        """Stop the listener thread. Idempotent."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            thread = self._thread
+        if thread is None:
+            return
+        # Wake the thread out of its wait with a notice of our own.
+        try:
+            with self._db.cursor() as cur:
+                cur.execute("SELECT pg_notify(%s, %s)", (self._channel, payload(*_BYE)))
+        except StoreError:
+            pass  # it wakes within a second anyway
+        thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+
+
+class PostgresAppendSignal:
+    """An ``AppendSignal`` for group members: LISTENs on the event store's channel
+    and names the partitions of its topic that got events.
+
+    Writers coalesce their notices (``LINGER_SECONDS``), which would add up to
+    that much to every read-your-write. So for ``hot_seconds`` after events came,
+    it also compares the partitions' ends every ``hot_poll`` seconds (one small
+    query); idle, it only listens.
+    """
+
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        *,
+        hot_seconds: float = 0.25,
+        hot_poll: float = 0.001,
+    ) -> None:
+        self._store = store
+        self._db = store.db
+        self._hot_seconds = hot_seconds
+        self._hot_poll = hot_poll
+        self._last_seen = float("-inf")
+        self._ends: dict[int, int] = {}
+        self._listener: Listener | None = Listener(self._db.url, self._db.channel)
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        topic = self._store.topic
+        while True:
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
+                return []
+            hot = now - self._last_seen < self._hot_seconds
+            try:
+                if self._listener is None:
+                    self._listener = Listener(self._db.url, self._db.channel)
+                notices = self._listener.wait(
+                    min(left, self._hot_poll) if hot else left
+                )
+                partitions = {n.partition for n in notices if n.topic == topic}
+                if not partitions and hot:
+                    partitions = self._moved()
+            except StoreError as exc:
+                # The member reads every partition at each heartbeat meanwhile.
+                logger.warning("append listener failed (%s); reconnecting", exc)
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                time.sleep(min(left, 0.5))
+                return []
+            if partitions:
+                self._last_seen = time.monotonic()
+                return sorted(partitions)
+
+    def _moved(self) -> set[int]:
+        ends = self._store.log.end_offsets(self._store.topic)
+        moved = {p for p, end in ends.items() if self._ends.get(p) != end}
+        self._ends = ends
+        return moved
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
