@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,8 +117,12 @@ class DoubledBalances(Balances):
         Balances._change(tx, account_id, amount * 2)
 
 
-def test_a_rebuild_while_queries_run_never_shows_a_half_built_model() -> None:
-    app = Application("memory://", router=router)
+@pytest.mark.parametrize("store", ["memory", "file"])
+def test_a_rebuild_while_queries_run_never_shows_a_half_built_model(
+    store: str, tmp_path: Path
+) -> None:
+    url = "memory://" if store == "memory" else f"file:{tmp_path / 'store'}"
+    app = Application(url, router=router)
     app.project(Balances(), inline=True)
     accounts = [app.handle(OpenAccount(f"o{n}")).value for n in range(20)]
     for n, account in enumerate(accounts):
