@@ -39,6 +39,25 @@ def raw_fsync_loop(ctx: Context) -> Measurement:
     return Measurement(events=n, seconds=seconds)
 
 
+@bench("segments_raw_fsync_preallocated", FILE)
+def raw_fsync_preallocated(ctx: Context) -> Measurement:
+    """The same loop into a file preallocated with ``posix_fallocate``, as the log
+    writes segments: the fsyncs then need not record a new file size."""
+    n = ctx.n(3_000)
+    path = ctx.workdir / "raw.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, n * len(VALUE))
+        started = time.perf_counter()
+        for i in range(n):
+            os.pwrite(fd, VALUE, i * len(VALUE))
+            _sync(fd)
+        seconds = time.perf_counter() - started
+    finally:
+        os.close(fd)
+    return Measurement(events=n, seconds=seconds)
+
+
 @bench("segments_append_1", FILE)
 def append_1(ctx: Context) -> Measurement:
     """Single-record durable appends from one thread, straight on SegmentLog."""

@@ -100,18 +100,29 @@ class LogEventStore:
         partition = self.partition_of(stream_id)
         index = self._indexes[partition]
         key = stream_id.encode()
+        # The index is trusted without reading the log first: the append is
+        # conditional on the end offset the index has reached, so a stale index
+        # fails it and is caught up. Only a decision against the caller (a
+        # conflict) is taken on an index caught up just before.
+        fresh = False
         while True:
             with index.lock:
-                index.catch_up(self.log)
                 actual = index.version(stream_id)
-                if expected_version is not None and actual != expected_version:
-                    return self._retried_or_conflict(
-                        index, stream_id, events, expected_version, actual
-                    )
-                if expected_version is None and actual >= len(events):
-                    found = self._already_stored(index, stream_id, events, actual)
-                    if found is not None:
-                        return found
+                if (expected_version is not None and actual != expected_version) or (
+                    expected_version is None and actual >= len(events)
+                ):
+                    if not fresh:
+                        index.catch_up(self.log)
+                        fresh = True
+                        actual = index.version(stream_id)
+                    if expected_version is not None and actual != expected_version:
+                        return self._retried_or_conflict(
+                            index, stream_id, events, expected_version, actual
+                        )
+                    if expected_version is None and actual >= len(events):
+                        found = self._already_stored(index, stream_id, events, actual)
+                        if found is not None:
+                            return found
                 end = index.next_offset
             records = [to_record(key, actual + i + 1, e) for i, e in enumerate(events)]
             try:
@@ -120,6 +131,9 @@ class LogEventStore:
                 )
             except EndOffsetMismatchError:
                 # Another writer got in first; catch up and decide again.
+                with index.lock:
+                    index.catch_up(self.log)
+                fresh = True
                 continue
             with index.lock:
                 if index.next_offset == result.base_offset:

@@ -1,6 +1,7 @@
 """A child process for the segment-log tests: appends and reports, or holds a lock.
 
 ``crash DIR RUN``   append batches forever, printing each acknowledged one
+``crash-small DIR RUN`` the same with small batches only, into preallocated space
 ``append DIR TAG N`` append N one-record batches tagged TAG, then exit
 ``cas DIR TAG N``    the same with conditional appends, retried on a stale end offset
 ``hold DIR``        take partition 0's writer lock of topic ``c``, say so, and sleep
@@ -30,7 +31,7 @@ def batch_values(run: int, number: int, count: int, pad: int) -> list[bytes]:
     return [f"{run}:{number}:{j}/{count}:".encode() + b"x" * pad for j in range(count)]
 
 
-def crash(path: str, run: int) -> None:
+def crash(path: str, run: int, pads: tuple[int, ...]) -> None:
     log = SegmentLog(path)
     log.ensure_topic("c", CONFIG)
     rng = random.Random(run)
@@ -38,8 +39,7 @@ def crash(path: str, run: int) -> None:
     number = 0
     while True:
         count = rng.randint(1, 4)
-        # Mostly small batches, some spanning many pages so that a kill can tear one.
-        pad = rng.choice([10, 100, 1000, 20_000, 300_000])
+        pad = rng.choice(pads)
         values = batch_values(run, number, count, pad)
         result = log.append("c", 0, [Record(value=v) for v in values])
         print(f"{result.base_offset} {result.last_offset} {run}:{number}", flush=True)
@@ -89,7 +89,10 @@ def hold(path: str) -> None:
 if __name__ == "__main__":
     mode, directory, *rest = sys.argv[1:]
     if mode == "crash":
-        crash(directory, int(rest[0]))
+        # Mostly small batches, some spanning many pages so that a kill can tear one.
+        crash(directory, int(rest[0]), (10, 100, 1000, 20_000, 300_000))
+    elif mode == "crash-small":
+        crash(directory, int(rest[0]), (10, 100, 1000))
     elif mode == "append":
         append(directory, rest[0], int(rest[1]))
     elif mode == "cas":

@@ -4,6 +4,7 @@ skipped, and ``repair`` drops what an operator chose to lose."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -28,63 +29,96 @@ def batch_bytes(base: int, value: bytes) -> bytes:
     return b"".join(encoded.framed(base))
 
 
-def make(path: Path, count: int, segment_bytes: int = 1 << 20) -> None:
-    with SegmentLog(path) as log:
+def make(
+    path: Path, count: int, segment_bytes: int = 1 << 20, *, preallocate: bool = True
+) -> None:
+    with SegmentLog(path, preallocate=preallocate) as log:
         log.create_topic("t", TopicConfig(segment_bytes=segment_bytes))
         for i in range(count):
             log.append("t", 0, [Record(value=b"%03d" % i + b"." * 50)])
 
 
+def data_end(path: Path) -> int:
+    """Where the batches of a segment end (these tests' batches end in dots), before
+    any preallocated zeros."""
+    return len(path.read_bytes().rstrip(b"\0"))
+
+
+def write_at(path: Path, position: int, data: bytes) -> None:
+    """Write as an appender does: at the end of the data, preallocated or not."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, position)
+    finally:
+        os.close(fd)
+
+
+PREALLOCATE = pytest.mark.parametrize(
+    "preallocate", [True, False], ids=["preallocated", "grown"]
+)
+
+
+@PREALLOCATE
 @pytest.mark.parametrize("cut", [1, 10, 40])
-def test_a_torn_last_batch_is_cut_off_on_open(tmp_path: Path, cut: int) -> None:
-    make(tmp_path, 5)
+def test_a_torn_last_batch_is_cut_off_on_open(
+    tmp_path: Path, cut: int, preallocate: bool
+) -> None:
+    make(tmp_path, 5, preallocate=preallocate)
     log_file = tmp_path / "t-0" / ACTIVE
-    whole = log_file.stat().st_size
-    with log_file.open("ab") as f:
-        f.write(batch_bytes(5, b"never acknowledged")[:cut])
-    with SegmentLog(tmp_path) as log:
+    whole = data_end(log_file)
+    assert (log_file.stat().st_size > whole) == preallocate
+    write_at(log_file, whole, batch_bytes(5, b"never acknowledged")[:cut])
+    with SegmentLog(tmp_path, preallocate=preallocate) as log:
         assert [r.value[:3] for r in read_all(log)] == [b"%03d" % i for i in range(5)]
-        assert log_file.stat().st_size == whole
+        assert data_end(log_file) == whole
+        if not preallocate and cut > 1:  # one byte of the length is just a zero
+            assert log_file.stat().st_size == whole
         assert log.append("t", 0, [Record(value=b"next")]).base_offset == 5
 
 
-def test_a_last_batch_failing_its_crc_is_cut_off(tmp_path: Path) -> None:
-    make(tmp_path, 5)
+@PREALLOCATE
+def test_a_last_batch_failing_its_crc_is_cut_off(
+    tmp_path: Path, preallocate: bool
+) -> None:
+    make(tmp_path, 5, preallocate=preallocate)
     log_file = tmp_path / "t-0" / ACTIVE
     data = bytearray(log_file.read_bytes())
-    data[-3] ^= 0xFF
+    data[data_end(log_file) - 3] ^= 0xFF
     log_file.write_bytes(bytes(data))
-    with SegmentLog(tmp_path) as log:
+    with SegmentLog(tmp_path, preallocate=preallocate) as log:
         assert log.end_offset("t", 0) == 4
         assert log.append("t", 0, [Record(value=b"next")]).base_offset == 4
 
 
-def test_readers_never_see_a_half_written_batch(tmp_path: Path) -> None:
-    make(tmp_path, 2)
+@PREALLOCATE
+def test_readers_never_see_a_half_written_batch(
+    tmp_path: Path, preallocate: bool
+) -> None:
+    make(tmp_path, 2, preallocate=preallocate)
     log_file = tmp_path / "t-0" / ACTIVE
+    end = data_end(log_file)
     pending = batch_bytes(2, b"in flight")
-    with SegmentLog(tmp_path) as reader:
+    with SegmentLog(tmp_path, preallocate=preallocate) as reader:
         assert reader.end_offset("t", 0) == 2
-        with log_file.open("ab") as f:
-            f.write(pending[:20])
-            f.flush()
-            assert reader.end_offset("t", 0) == 2
-            assert len(reader.read("t", 0, 0)) == 2
-            f.write(pending[20:])
+        write_at(log_file, end, pending[:20])
+        assert reader.end_offset("t", 0) == 2
+        assert len(reader.read("t", 0, 0)) == 2
+        write_at(log_file, end + 20, pending[20:])
         assert reader.end_offset("t", 0) == 3
         assert reader.read("t", 0, 2)[0].value == b"in flight"
 
 
+@PREALLOCATE
 def test_a_bad_batch_followed_by_good_ones_is_an_error_naming_file_and_byte(
-    tmp_path: Path,
+    tmp_path: Path, preallocate: bool
 ) -> None:
-    make(tmp_path, 6)
+    make(tmp_path, 6, preallocate=preallocate)
     log_file = tmp_path / "t-0" / ACTIVE
     data = bytearray(log_file.read_bytes())
-    size = len(data) // 6
+    size = data_end(log_file) // 6
     data[2 * size + 30] ^= 0x01  # inside the third batch's records
     log_file.write_bytes(bytes(data))
-    with SegmentLog(tmp_path) as log:
+    with SegmentLog(tmp_path, preallocate=preallocate) as log:
         with pytest.raises(CorruptSegmentError) as info:
             read_all(log)
         assert info.value.path == log_file
@@ -165,16 +199,20 @@ _runs = itertools.count()
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+# Small segments roll often; larger ones leave most of the active segment's file
+# preallocated zeros, where most of the damage then lands.
+@pytest.mark.parametrize("segment_bytes", [400, 8192])
 @given(batches=PARTITION_VALUES, damage=DAMAGE)
 def test_damaged_files_give_a_torn_tail_or_an_error_never_a_wrong_record(
     tmp_path: Path,
+    segment_bytes: int,
     batches: list[list[bytes]],
     damage: list[tuple[str, int, int]],
 ) -> None:
     path = tmp_path / f"run-{next(_runs)}"
     model: list[tuple[bytes | None, bytes, int]] = []
     with SegmentLog(path) as log:
-        log.create_topic("t", TopicConfig(segment_bytes=400))
+        log.create_topic("t", TopicConfig(segment_bytes=segment_bytes))
         for n, values in enumerate(batches):
             records = [
                 Record(key=b"k%d" % n if i % 2 else None, value=v, timestamp=n * 10 + i)

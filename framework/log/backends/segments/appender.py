@@ -27,6 +27,15 @@ def encode_for_append(
     records: Sequence[Record], now: int, part: Partition
 ) -> EncodedBatch:
     """The batch for an append; records without a timestamp get ``now``."""
+    if len(records) == 1:  # the common case, without the loop
+        record = records[0]
+        timestamp = now if record.timestamp is None else record.timestamp
+        return encode_batch(
+            [(0, timestamp, record.key, record.value, record.headers)],
+            last_offset_delta=0,
+            compression=part.compression,
+            compress=part.compress,
+        )
     entries = [
         (
             i,
@@ -91,7 +100,13 @@ def _write_locked(part: Partition, group: list[Pending]) -> bool:
         run.append(pending)
         # The view learns the batch now, so the next one's checks see it; a failed
         # write below forgets the view and reloads it from the files.
-        if segment.note_batch(position, encoded.header(base)):
+        if segment.note(
+            position,
+            encoded.size,
+            base,
+            base + encoded.last_offset_delta,
+            encoded.max_timestamp,
+        ):
             entries.append((segment, len(segment.offsets) - 1))
         pending.base = base
         written = True
@@ -116,6 +131,7 @@ def _write_run(
     reload the view, and fail exactly these appends (and the rest of the group)."""
     if not parts:
         return
+    part.reserve(segment, segment.size)
     try:
         write_all(segment.fd, parts, position)
     except OSError as exc:
@@ -154,6 +170,11 @@ def _should_roll(part: Partition, segment: Segment, encoded: EncodedBatch) -> bo
 
 
 def _roll(part: Partition, segment: Segment) -> Segment:
+    # A sealed segment ends at its last batch: its preallocated tail goes before the
+    # next segment exists, so that finding zeros at the end of a segment's data
+    # always means it is still the active one (``Partition.follow``).
+    os.ftruncate(segment.fd, segment.size)
+    segment.allocated = segment.size
     # The old segment must be durable before batches land in the new one: a group's
     # fsync covers only the active segment.
     sync_data(segment.fd)

@@ -21,7 +21,8 @@ from framework.log.backends.segments.batch import (
 from framework.log.backends.segments.fsutil import sync_dir, write_all
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.reader import decode_batch, iter_batches
-from framework.log.backends.segments.segment import Segment, walk
+from framework.log.backends.segments.segment import Segment
+from framework.log.backends.segments.walk import walk
 from framework.log.records import LogRecord
 
 logger = logging.getLogger("framework.log")

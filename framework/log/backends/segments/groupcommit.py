@@ -48,8 +48,8 @@ class Pending:
         self.done = False
         # Released when the append is done or its thread is to lead the next group:
         # waking exactly one thread is much cheaper than notify_all on a condition.
-        self.wake = threading.Lock()
-        self.wake.acquire()
+        # Only an append that has to wait gets one (a lone appender leads at once).
+        self.wake: threading.Lock | None = None
 
 
 #: Writes a group's batches (setting ``base`` or ``error`` on each); returns whether
@@ -104,16 +104,33 @@ class GroupCommit:
     def submit(self, pending: Pending) -> None:
         """Queue an append and return once it is committed (its ``base`` set) or
         refused (its ``error`` set)."""
+        wake = None
         with self._cond:
             if self._failure is not None:
                 raise FsyncFailedError(self._failure)
-            self._queue.append(pending)
-            if self._gathering and len(self._queue) >= self._last_group:
-                self._cond.notify()
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            pending.wake.acquire()  # until done, or handed the lead
+            if not (self._leading or self._queue) and self._last_group == 1:
+                # A lone appender: nobody to gather or wait for, so it commits at
+                # once without queueing (appends arriving meanwhile queue up).
+                self._leading = True
+                solo = True
+            else:
+                solo = False
+                self._queue.append(pending)
+                if self._gathering and len(self._queue) >= self._last_group:
+                    self._cond.notify()
+                if self._leading:
+                    wake = pending.wake = threading.Lock()
+                    wake.acquire()
+                self._leading = True
+        if solo:
+            group = [pending]
+            try:
+                self._commit(group)
+            finally:
+                self._finish(pending, group)
+            return
+        if wake is not None:
+            wake.acquire()  # until done, or handed the lead
             if pending.done:
                 return
         self._lead(pending)
@@ -153,9 +170,9 @@ class GroupCommit:
             else:
                 self._leading = False
         for pending in group:
-            if pending is not own:
+            if pending is not own and pending.wake is not None:
                 pending.wake.release()
-        if successor is not None:
+        if successor is not None and successor.wake is not None:
             successor.wake.release()
 
     def _commit(self, group: list[Pending]) -> None:

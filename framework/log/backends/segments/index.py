@@ -43,13 +43,14 @@ def load_offset_index(path: Path) -> tuple[array[int], array[int]] | None:
     return offsets, positions
 
 
-def append_offset_entry(path: Path, offset: int, position: int) -> None:
-    """Add one entry at the end of the file (creating it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, ENTRY.pack(offset, position))
-    finally:
-        os.close(fd)
+def open_for_append(path: Path) -> int:
+    """An fd that adds entries at the end of an index file (creating it)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+def append_offset_entry(fd: int, offset: int, position: int) -> None:
+    """Add one entry at the end of the file ``fd`` was opened for appending."""
+    os.write(fd, ENTRY.pack(offset, position))
 
 
 def write_offset_index(path: Path, offsets: array[int], positions: array[int]) -> None:

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from framework.errors import LogError
+from framework.log.backends.segments import preallocation, tail
 from framework.log.backends.segments.batch import (
+    HEADER_SIZE,
     BatchHeader,
     EncodedBatch,
 )
@@ -29,29 +31,15 @@ from framework.log.backends.segments.flusher import Flusher
 from framework.log.backends.segments.fsutil import sync_data
 from framework.log.backends.segments.groupcommit import GroupCommit, Pending
 from framework.log.backends.segments.lock import FileLock
-from framework.log.backends.segments.segment import (
-    Problem,
-    Segment,
-    file_name,
-    valid_batch_after,
-    walk,
-)
+from framework.log.backends.segments.preallocation import ZERO_HEADER
+from framework.log.backends.segments.segment import Segment, segment_bases
 from framework.log.backends.segments.topics import partition_dir
+from framework.log.backends.segments.walk import walk
 from framework.log.config import TopicConfig
 
 logger = logging.getLogger("framework.log")
 
 LOCK_FILE = "writer.lock"
-
-
-def segment_bases(directory: Path) -> list[int]:
-    """Base offsets of the segments in ``directory`` (its ``.log`` files), sorted."""
-    bases = []
-    for name in os.listdir(directory):
-        stem, dot, suffix = name.partition(".")
-        if dot and suffix == "log" and len(stem) == 20 and stem.isdigit():
-            bases.append(int(stem))
-    return sorted(bases)
 
 
 class Partition:
@@ -67,15 +55,18 @@ class Partition:
         lock_timeout: float,
         flusher: Flusher,
         write_group: Callable[[Partition, list[Pending]], bool],
+        preallocate: bool = True,
     ) -> None:
         """``write_group`` writes a commit group (``appender.write_group``; passed
-        in because that module builds on this one)."""
+        in because that module builds on this one). ``preallocate`` extends the
+        active segment ahead of its data (``preallocation``) where supported."""
         self.topic = topic
         self.number = number
         self.config = config
         self.directory = partition_dir(root, topic, number)
         self._folder = str(self.directory)
         self.lock_timeout = lock_timeout
+        self.preallocate = preallocate and preallocation.SUPPORTED
         self.file_lock = FileLock(self.directory / LOCK_FILE)
         self.write_lock = threading.Lock()
         self.state = threading.Lock()
@@ -182,7 +173,7 @@ class Partition:
     def _load_segment(self, segment: Segment, *, sealed: bool) -> None:
         """Learn a segment from its index files and a walk over the bytes after the
         last index entry that proves valid (all of them if the index is unusable)."""
-        file_size = segment.file_size()
+        file_size = segment.allocated = segment.file_size()
         if segment.load_index():
             dropped = 0
             while segment.offsets and not segment.entry_checks_out(
@@ -209,7 +200,15 @@ class Partition:
         if problem is not None:
             if sealed:
                 raise segment.corrupt(problem.position, problem.reason)
-            self._tail_problem(segment, problem, file_size, writer=False)
+            self._note_tail(
+                tail.judge_problem(segment, problem, file_size, writer=False),
+                writer=False,
+            )
+        elif segment.size < file_size:
+            self._note_tail(
+                tail.judge_zeros(segment, file_size, sealed=sealed, writer=False),
+                writer=False,
+            )
         if segment.index_stale:
             self.stale_indexes = True
         if segment.first_batch_timestamp is None and segment.size:
@@ -239,12 +238,24 @@ class Partition:
         """Take in batches other processes appended, and segments they rolled.
 
         A ``writer`` holds the file lock, so nobody else is writing: bytes after the
-        last whole batch are then a torn write, and are cut off.
+        last whole batch are then a torn write, and are cut off. A reader leaves
+        them to a writer: in preallocated space a batch still being written looks
+        just like a torn one.
         """
         while True:
             segment = self.segments[-1]
+            # One small read answers the common case: preallocated zeros where the
+            # next batch would start mean nothing was appended and the segment is
+            # still the active one (a roll cuts them off before the next segment
+            # exists, and repair empties a segment before deleting it).
+            if os.pread(segment.fd, HEADER_SIZE, segment.size) == ZERO_HEADER:
+                if writer and self._torn:
+                    self._torn = tail.judge_zeros(
+                        segment, segment.file_size(), sealed=False, writer=True
+                    )
+                return
             stat = os.fstat(segment.fd)
-            file_size = stat.st_size
+            file_size = segment.allocated = stat.st_size
             if file_size < segment.size or not stat.st_nlink:
                 # Only repair() removes whole batches or deletes an active segment;
                 # start again from the files rather than write to a deleted one.
@@ -259,7 +270,18 @@ class Partition:
                     segment.note_batch,
                 )
                 if problem is not None:
-                    self._tail_problem(segment, problem, file_size, writer=writer)
+                    # A reader does not scan for corruption here: in preallocated
+                    # space a write in flight looks the same; the next writer judges.
+                    judged = tail.judge_problem(
+                        segment, problem, file_size, writer=writer, scan=writer
+                    )
+                    self._note_tail(judged, writer=writer)
+                    return
+                if segment.size < file_size:  # stopped at preallocated zeros
+                    if writer and self._torn:
+                        self._torn = tail.judge_zeros(
+                            segment, file_size, sealed=False, writer=True
+                        )
                     return
             if writer:
                 self._torn = False
@@ -267,43 +289,23 @@ class Partition:
                 continue
             return
 
-    def _tail_problem(
-        self, segment: Segment, problem: Problem, file_size: int, *, writer: bool
-    ) -> None:
-        """Decide whether bad bytes at the end of the active segment are a torn write
-        (cut off by a writer, skipped by a reader) or corruption (raised)."""
-        if not writer and problem.incomplete:
-            self._torn = True  # maybe a write in flight: only a lock holder can tell
+    def _note_tail(self, torn: bool, *, writer: bool) -> None:
+        """Remember bytes after the data that the next writer must judge; a writer's
+        judgement (it cut them off, or they were zeros) clears the mark."""
+        if torn or writer:
+            self._torn = torn
+
+    def reserve(self, segment: Segment, end: int) -> None:
+        """Preallocate the active segment so that bytes up to ``end`` fit. Call
+        holding the file lock."""
+        if end <= segment.allocated or not self.preallocate:
             return
-        found = valid_batch_after(
-            segment.fd, problem.position, file_size, segment.next_offset
-        )
-        if found is not None:
-            raise segment.corrupt(
-                problem.position,
-                f"{problem.reason}, and a valid batch follows at byte {found}, so "
-                "this is not a write torn by a crash",
-            )
-        if not writer:
-            self._torn = True
-            return
-        later = [b for b in segment_bases(self.directory) if b > segment.base_offset]
-        if later:
-            raise segment.corrupt(
-                problem.position,
-                f"{problem.reason}, in a segment followed by "
-                f"{file_name(later[0], '.log')}",
-            )
-        logger.warning(
-            "%s: cutting off %d bytes at byte %d left by an interrupted write (%s); "
-            "they were never acknowledged",
-            segment.log_path,
-            file_size - problem.position,
-            problem.position,
-            problem.reason,
-        )
-        segment.truncate(problem.position)
-        self._torn = False
+        size = segment.file_size()  # another writer may have extended it already
+        if end > size:
+            target = preallocation.target_size(size, end, self.config.segment_bytes)
+            if preallocation.extend(segment.fd, size, target):
+                size = target
+        segment.allocated = size
 
     def _adopt_next(self, segment: Segment) -> bool:
         """If another process rolled to a new segment, make it the active one."""

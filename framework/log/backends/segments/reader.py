@@ -23,7 +23,8 @@ from framework.log.backends.segments.compression import decompressor
 from framework.log.backends.segments.decode import batch_problem, decode_batches
 from framework.log.backends.segments.errors import OffsetCompactedError
 from framework.log.backends.segments.partition import Partition
-from framework.log.backends.segments.segment import Segment, pread_exactly
+from framework.log.backends.segments.segment import Segment
+from framework.log.backends.segments.walk import pread_exactly
 from framework.log.records import LogRecord
 
 #: First and largest read while streaming a segment; reads double in between, so a

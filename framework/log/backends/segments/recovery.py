@@ -8,13 +8,16 @@ valid data), after the operator chose to lose the data from there on.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import attrs
 
+from framework.log.backends.segments import preallocation
 from framework.log.backends.segments.fsutil import sync_dir
-from framework.log.backends.segments.partition import Partition, segment_bases
-from framework.log.backends.segments.segment import Problem, Segment, file_name, walk
+from framework.log.backends.segments.partition import Partition
+from framework.log.backends.segments.segment import Segment, file_name, segment_bases
+from framework.log.backends.segments.walk import Problem, valid_batch_after, walk
 
 logger = logging.getLogger("framework.log")
 
@@ -66,6 +69,8 @@ def repair(part: Partition) -> RepairReport:
             try:
                 file_size = segment.file_size()
                 problem = walk(segment.fd, 0, file_size, base, segment.note_batch)
+                if problem is None and segment.size < file_size:
+                    problem = _after_zeros(segment, file_size)
                 following = bases[i + 1] if i + 1 < len(bases) else None
                 if problem is None and following not in (None, segment.next_offset):
                     problem = Problem(
@@ -95,13 +100,14 @@ def _cut(
     file_size: int,
     later: list[int],
 ) -> RepairReport:
-    dropped = file_size - problem.position
+    dropped = preallocation.data_end(segment.fd, problem.position, file_size)
+    dropped -= problem.position
     deleted = []
     for base in reversed(later):  # newest first: a crash leaves a shorter log
         for suffix in (".timeindex", ".index", ".log"):
             path = part.directory / file_name(base, suffix)
             if suffix == ".log":
-                dropped += path.stat().st_size
+                dropped += _empty(path)
                 deleted.append(path)
             path.unlink(missing_ok=True)
     segment.truncate(problem.position)
@@ -118,3 +124,31 @@ def _cut(
         dropped_bytes=dropped,
         deleted_segments=tuple(reversed(deleted)),
     )
+
+
+def _after_zeros(segment: Segment, file_size: int) -> Problem | None:
+    """What is wrong with the bytes after a segment's data, which ended at an
+    all-zero header: nothing if they are preallocated zeros."""
+    nonzero = preallocation.first_nonzero(segment.fd, segment.size, file_size)
+    if nonzero is None:
+        return None
+    found = valid_batch_after(segment.fd, segment.size, file_size, segment.next_offset)
+    where = f"a valid batch at byte {found}" if found else f"byte {nonzero}"
+    return Problem(
+        segment.size,
+        f"the batches end in zeros here, but data follows at {where}",
+        incomplete=False,
+    )
+
+
+def _empty(path: Path) -> int:
+    """Cut a segment to nothing before it is deleted, so that a process that still
+    has it open as its active segment finds it shrunk rather than preallocated
+    zeros, and reloads (``Partition.follow``); returns the bytes of data it held."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        held = preallocation.data_end(fd, 0, os.fstat(fd).st_size)
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+    return held

@@ -2,8 +2,9 @@
 
 The file is named by the base offset (20 digits, Kafka style), beside its ``.index``
 and ``.timeindex``. A segment knows how many of its bytes hold whole, checked batches
-(``size``); bytes after that are either a batch still being written by another
-process or a torn batch a crash left behind, and are never handed to a reader.
+(``size``); bytes after that are preallocated zeros, a batch still being written by
+another process or a torn batch a crash left behind, and are never handed to a
+reader.
 """
 
 from __future__ import annotations
@@ -11,19 +12,11 @@ from __future__ import annotations
 import bisect
 import os
 from array import array
-from collections.abc import Callable
 from pathlib import Path
-
-import attrs
 
 from framework.log.backends.segments import batch
 from framework.log.backends.segments.batch import (
-    COMPACTED,
-    HEADER,
     HEADER_SIZE,
-    LENGTH_SIZE,
-    MAGIC,
-    PREFIX,
     BatchHeader,
     parse_header,
     structure_problem,
@@ -33,6 +26,7 @@ from framework.log.backends.segments.index import (
     INTERVAL,
     append_offset_entry,
     load_offset_index,
+    open_for_append,
     write_offset_index,
 )
 from framework.log.backends.segments.timeindex import (
@@ -40,9 +34,8 @@ from framework.log.backends.segments.timeindex import (
     load_time_index,
     write_time_index,
 )
+from framework.log.backends.segments.walk import pread_exactly, walk
 
-#: Bytes read per call while walking a file.
-CHUNK = 1 << 20
 #: Running maximum of no timestamps at all.
 NO_TIMESTAMP = -(1 << 63)
 
@@ -51,128 +44,25 @@ def file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
 
-def pread_exactly(fd: int, size: int, position: int) -> bytes:
-    """``size`` bytes at ``position``, or fewer only where the file ends."""
-    data = os.pread(fd, size, position)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = os.pread(fd, size - got, position + got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-@attrs.frozen
-class Problem:
-    """The first batch of a walk that is not whole and valid."""
-
-    position: int
-    reason: str
-    #: The batch runs past the end of the file (a write in flight, or torn by a crash).
-    incomplete: bool
-
-
-def walk(  # noqa: PLR0911 - one return for each way a batch can be unusable
-    fd: int,
-    start: int,
-    end: int,
-    expected_offset: int,
-    on_batch: Callable[[int, BatchHeader], object],
-) -> Problem | None:
-    """Check the batches in ``[start, end)`` in order, calling ``on_batch`` for each
-    whole, valid one; stop at the first that is not and describe it."""
-    pos = start
-    buf = b""
-    buf_pos = start
-    view = memoryview(buf)
-    while pos < end:
-        rel = pos - buf_pos
-        if rel + HEADER_SIZE > len(buf):
-            buf = pread_exactly(fd, min(max(CHUNK, HEADER_SIZE), end - pos), pos)
-            buf_pos, rel, view = pos, 0, memoryview(buf)
-            if len(buf) < HEADER_SIZE:
-                return Problem(pos, "the batch header is cut short", incomplete=True)
-        header = parse_header(buf, rel)
-        problem = structure_problem(header)
-        if problem is not None:
-            return Problem(pos, problem, incomplete=False)
-        size = header.size
-        if pos + size > end:
-            return Problem(
-                pos,
-                f"the batch of {size} bytes runs past the end of the file at {end}",
-                incomplete=True,
-            )
-        if rel + size > len(buf):
-            buf = pread_exactly(fd, max(CHUNK, size), pos)
-            buf_pos, rel, view = pos, 0, memoryview(buf)
-            if len(buf) < size:
-                return Problem(pos, "the file shrank while it was read", True)
-        if not batch.crc_matches(view, rel, header):
-            return Problem(pos, "the batch fails its CRC check", incomplete=False)
-        if header.base_offset != expected_offset and not (
-            header.attributes & COMPACTED and header.base_offset > expected_offset
-        ):
-            return Problem(
-                pos,
-                f"the batch starts at offset {header.base_offset} where offset "
-                f"{expected_offset} was expected",
-                incomplete=False,
-            )
-        on_batch(pos, header)
-        expected_offset = header.last_offset + 1
-        pos += size
-    return None
-
-
-def valid_batch_after(
-    fd: int, start: int, end: int, expected_offset: int
-) -> int | None:
-    """The position of a valid batch somewhere in ``(start, end)``, if there is one.
-
-    A crash tears only the last batch written, so bad bytes followed by a good batch
-    are corruption, not a torn tail. Candidates are found by their magic byte and a
-    plausible base offset (records take at least 24 bytes each), then CRC-checked.
-    """
-    first = start + 1
-    if end - first < HEADER_SIZE:
-        return None
-    data = pread_exactly(fd, end - first, first)
-    view = memoryview(data)
-    magic = bytes([MAGIC])
-    highest = expected_offset + (end - start) // batch.RECORD.size + 1
-    find = data.find
-    at = find(magic, LENGTH_SIZE)
-    while at >= 0:
-        rel = at - LENGTH_SIZE
-        if rel + HEADER_SIZE > len(data):
-            return None
-        length, _, base_offset, _ = PREFIX.unpack_from(data, rel)
-        if (
-            expected_offset <= base_offset <= highest
-            and rel + LENGTH_SIZE + length <= len(data)
-        ):
-            header = BatchHeader._make(HEADER.unpack_from(data, rel))
-            if structure_problem(header) is None and batch.crc_matches(
-                view, rel, header
-            ):
-                return first + rel
-        at = find(magic, at + 1)
-    return None
+def segment_bases(directory: Path) -> list[int]:
+    """Base offsets of the segments in ``directory`` (its ``.log`` files), sorted."""
+    bases = []
+    for name in os.listdir(directory):
+        stem, dot, suffix = name.partition(".")
+        if dot and suffix == "log" and len(stem) == 20 and stem.isdigit():
+            bases.append(int(stem))
+    return sorted(bases)
 
 
 class Segment:
     """One segment of a partition. Guarded by the partition's state lock."""
 
     __slots__ = (
+        "allocated",
         "base_offset",
         "fd",
         "first_batch_timestamp",
+        "index_fds",
         "index_path",
         "index_stale",
         "log_path",
@@ -208,6 +98,12 @@ class Segment:
         #: Readers using the file right now; a retired segment closes at zero.
         self.pins = 0
         self.retired = False
+        #: The file's size as this process last knew it (``0``: look it up); bytes
+        #: from ``size`` to it are preallocated zeros.
+        self.allocated = 0
+        #: The index files opened for appending, kept open: opening and closing
+        #: them for every entry cost more than the rest of an append's bookkeeping.
+        self.index_fds: tuple[int, int] | None = None
 
     @classmethod
     def open(
@@ -222,16 +118,28 @@ class Segment:
     def note_batch(self, position: int, header: BatchHeader) -> bool:
         """Record a whole, valid batch at ``position``; ``True`` if it got an entry in
         the sparse index (by the rule every process applies the same way)."""
-        self.size = position + header.size
-        self.next_offset = header.last_offset + 1
-        self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
+        return self.note(
+            position,
+            header.size,
+            header.base_offset,
+            header.last_offset,
+            header.max_timestamp,
+        )
+
+    def note(
+        self, position: int, size: int, base: int, last: int, max_timestamp: int
+    ) -> bool:
+        """``note_batch`` from the batch's figures (an appender has them at hand)."""
+        self.size = position + size
+        self.next_offset = last + 1
+        self.max_timestamp = max(self.max_timestamp, max_timestamp)
         if self.first_batch_timestamp is None and position == 0:
-            self.first_batch_timestamp = header.max_timestamp
+            self.first_batch_timestamp = max_timestamp
         positions = self.positions
         if not positions or position - positions[-1] >= INTERVAL:
             if positions and position <= positions[-1]:
                 return False
-            self.offsets.append(header.base_offset)
+            self.offsets.append(base)
             positions.append(position)
             self.times.append(self.max_timestamp)
             return True
@@ -344,20 +252,39 @@ class Segment:
 
     def write_index_entry(self, i: int) -> None:
         """Append in-memory index entry ``i`` to the index files."""
-        append_offset_entry(self.index_path, self.offsets[i], self.positions[i])
-        append_time_entry(self.time_path, self.times[i], self.offsets[i])
+        fds = self.index_fds
+        if fds is None:
+            index_fd = open_for_append(self.index_path)
+            try:
+                fds = self.index_fds = (index_fd, open_for_append(self.time_path))
+            except OSError:
+                os.close(index_fd)
+                raise
+        append_offset_entry(fds[0], self.offsets[i], self.positions[i])
+        append_time_entry(fds[1], self.times[i], self.offsets[i])
+
+    def _close_index_files(self) -> None:
+        # They may name files that a rewrite replaced: reopen by path when needed.
+        if self.index_fds is not None:
+            for fd in self.index_fds:
+                os.close(fd)
+            self.index_fds = None
 
     def write_index(self) -> None:
         """Replace the index files with the in-memory index."""
+        self._close_index_files()
         write_offset_index(self.index_path, self.offsets, self.positions)
         write_time_index(self.time_path, self.times, self.offsets)
         self.index_stale = False
 
     def truncate(self, size: int) -> None:
+        """Cut the file at ``size`` (dropping any preallocated space), durably."""
         os.ftruncate(self.fd, size)
         os.fsync(self.fd)
+        self.allocated = size
 
     def close(self) -> None:
+        self._close_index_files()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -365,6 +292,7 @@ class Segment:
     def delete_files(self) -> None:
         """Remove the index files first, so a crash never leaves a .log whose index
         is gone but thought current (a missing index is simply rebuilt)."""
+        self._close_index_files()
         for path in (self.time_path, self.index_path, self.log_path):
             path.unlink(missing_ok=True)
 

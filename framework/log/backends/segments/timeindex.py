@@ -38,12 +38,10 @@ def load_time_index(path: Path) -> tuple[array[int], array[int]] | None:
     return timestamps, offsets
 
 
-def append_time_entry(path: Path, timestamp: int, offset: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, ENTRY.pack(timestamp, offset))
-    finally:
-        os.close(fd)
+def append_time_entry(fd: int, timestamp: int, offset: int) -> None:
+    """Add one entry at the end of the file ``fd`` was opened for appending
+    (``index.open_for_append``)."""
+    os.write(fd, ENTRY.pack(timestamp, offset))
 
 
 def write_time_index(path: Path, timestamps: array[int], offsets: array[int]) -> None:
