@@ -143,25 +143,26 @@ class Application:
         offsets: dict[int, int] = {}
         saved: list[Envelope] = []
         todo = [(a, pending, encoded) for a, pending, encoded in batches if pending]
-        appends = [
-            StreamAppend(
-                stream_id=aggregate.id,
-                events=encoded,
-                expected_version=aggregate.version - len(pending),
-            )
-            for aggregate, pending, encoded in todo
-        ]
         results: list[Appended] = []
         try:
             if self.store.atomic_multi_stream:
-                results = self.store.append_streams(appends)
+                results = self.store.append_streams(
+                    [
+                        StreamAppend(
+                            stream_id=aggregate.id,
+                            events=encoded,
+                            expected_version=aggregate.version - len(pending),
+                        )
+                        for aggregate, pending, encoded in todo
+                    ]
+                )
             else:
                 # One stream at a time, so that a failure tells exactly which
                 # aggregates were written before it.
-                for append in appends:
+                for aggregate, pending, encoded in todo:
                     results.append(
                         self.store.append(
-                            append.stream_id, append.events, append.expected_version
+                            aggregate.id, encoded, aggregate.version - len(pending)
                         )
                     )
         except BaseException:

@@ -35,7 +35,8 @@ def murmur2(data: bytes) -> int:
         k = (word * _M) & _MASK32
         k ^= k >> _R
         k = (k * _M) & _MASK32
-        h = ((h * _M) & _MASK32) ^ k
+        # k < 2**32, so masking after the xor equals masking before it.
+        h = ((h * _M) ^ k) & _MASK32
 
     # Java's switch falls through: three trailing bytes also mix in the second and
     # the first, and only a non-empty tail pays for the extra multiply.

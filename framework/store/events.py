@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import attrs
 
 from framework.store.position import Position
 
@@ -49,11 +48,13 @@ class StoredEvent(NamedTuple):
     offset: int
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class Appended:
+class Appended(NamedTuple):
     """The outcome of one stream append: versions ``first..last_version`` stored at
     offsets ``first..last_offset``. ``already_stored`` is true when the events were
-    found stored by an earlier try, so this call wrote nothing."""
+    found stored by an earlier try, so this call wrote nothing.
+
+    A named tuple, as the other per-append values: every save builds one.
+    """
 
     stream_id: str
     partition: int
