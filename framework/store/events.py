@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping
 from typing import NamedTuple
 
-
 from framework.store.position import Position
 
 _EMPTY: Mapping[str, str] = {}
