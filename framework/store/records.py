@@ -108,6 +108,7 @@ _unpack_length = _LENGTH.unpack_from
 #: Shared by every event without user headers, so it must not be changeable.
 _NONE: Mapping[str, str] = MappingProxyType({})
 
+_new_tuple = tuple.__new__
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
@@ -153,20 +154,24 @@ def to_stored(record: LogRecord) -> StoredEvent:
             causation = meta[at + 2 : at + 2 + length].decode()
         except (struct.error, UnicodeDecodeError) as exc:
             raise _corrupt(record, f"unreadable metadata: {exc}") from None
-        # Positional, in StoredEvent's field order: once per replayed event.
-        return StoredEvent(
-            uuid_from_bytes(event_id),
-            key.decode(),
-            version,
-            name,
-            schema_version,
-            record.value,
-            record.timestamp,
-            correlation,
-            causation,
-            {n: v.decode() for n, v in headers[1:]} if len(headers) > 1 else _NONE,
-            record.partition,
-            record.offset,
+        # Positional, in StoredEvent's field order, past the named tuple's Python
+        # constructor: once per replayed event.
+        return _new_tuple(
+            StoredEvent,
+            (
+                uuid_from_bytes(event_id),
+                key.decode(),
+                version,
+                name,
+                schema_version,
+                record.value,
+                record.timestamp,
+                correlation,
+                causation,
+                {n: v.decode() for n, v in headers[1:]} if len(headers) > 1 else _NONE,
+                record.partition,
+                record.offset,
+            ),
         )
     return _to_stored_any_order(record, key)
 

@@ -140,3 +140,13 @@ def test_uuid_from_bytes_equals_the_stdlib_constructor() -> None:
         )
     with pytest.raises(ValueError, match="16 bytes"):
         uuid_from_bytes(b"short")
+
+
+def test_envelopes_and_stored_events_keep_their_field_orders_in_step() -> None:
+    from framework.domain.envelope import EventEnvelope
+    from framework.store.events import StoredEvent
+
+    # EnvelopeDecoder builds an envelope by position from a stored event.
+    stored = StoredEvent._fields
+    assert EventEnvelope._fields == ("event", *stored[:5], *stored[6:])
+    assert stored[5] == "data"
