@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from framework.cli.db import add_db_commands
+from framework.cli.log import add_log_commands
 from framework.cli.projections import add_projection_commands
 from framework.errors import FrameworkError
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     add_db_commands(groups)
+    add_log_commands(groups)
     add_projection_commands(groups)
     return parser
 

@@ -1,0 +1,64 @@
+"""``log`` commands for the embedded file store: ``log repair``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from framework.application.settings import STORE_URL_ENV, file_root
+from framework.errors import ConfigurationError
+
+
+def add_log_commands(groups: Any) -> None:
+    log = groups.add_parser("log", help="the embedded file store's segment files")
+    commands = log.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    repair = commands.add_parser(
+        "repair",
+        help="truncate a partition at its first damaged batch, saying what is dropped",
+    )
+    repair.add_argument(
+        "--url", help=f"file:PATH of the store (default: ${STORE_URL_ENV})"
+    )
+    repair.add_argument("--topic", default="events")
+    repair.add_argument(
+        "--partition", type=int, action="append", help="default: every partition"
+    )
+    repair.add_argument(
+        "--yes",
+        action="store_true",
+        help="really drop the damaged batches and everything after them",
+    )
+    repair.set_defaults(run=run_repair)
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    url = args.url or os.environ.get(STORE_URL_ENV)
+    if not url or not url.startswith("file:"):
+        raise ConfigurationError(
+            "log repair works on the embedded file store: pass --url file:PATH"
+        )
+    if not args.yes:
+        raise ConfigurationError(
+            "log repair drops every batch from the first damaged one on, in each "
+            "partition it repairs; restore a copy instead if you have one, or add "
+            "--yes to repair"
+        )
+    from framework.log.backends.segments import SegmentLog
+
+    root = file_root(url) / "log"
+    if not root.is_dir():
+        raise ConfigurationError(f"{root} holds no log; check --url")
+    damaged = 0
+    with SegmentLog(root) as log:
+        partitions = args.partition or range(log.topic_config(args.topic).partitions)
+        for partition in partitions:
+            report = log.repair(args.topic, partition)
+            print(report)
+            damaged += not report.clean
+    if damaged:
+        print(
+            f"{damaged} partition(s) repaired; the stream index rebuilds itself on "
+            "the next open, and projections past the dropped offsets need a reset"
+        )
+    return 0
