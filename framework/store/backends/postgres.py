@@ -549,6 +549,30 @@ class PostgresEventStore:
             self.db.close()
 
 
+def _version_guard(records: sql.Composable, kind: str) -> sql.Composable:
+    """For ``kind == "at"``: version ``expected`` must exist. Checked in the head
+    row's UPDATE, so that a miss locks nothing and takes no offsets (an EXISTS in
+    the INSERT would leave a gap)."""
+    if kind != "at":
+        return sql.SQL("")
+    return sql.SQL(
+        "AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
+        "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
+    ).format(records)
+
+
+def _base_version(records: sql.Composable, kind: str) -> sql.Composable:
+    """The version the new events follow. With no expected version (``any``) the
+    statement's snapshot may predate the writer it waited for; the unique index
+    then refuses the rows and the store tries again."""
+    if kind != "any":
+        return sql.SQL("%(expected)s::integer")
+    return sql.SQL(
+        "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
+        "AND stream_id = %(stream)s), 0)"
+    ).format(records)
+
+
 def _append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     """The one-statement append: lock the head row, check, insert, return the
     first offset and version (no row when the expected version is missing).
@@ -558,26 +582,8 @@ def _append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     plan cannot skip the parts a parameter makes unnecessary.
     """
     records = db.table("records")
-    # Version ``expected`` must exist: checked in the UPDATE, so that a miss locks
-    # nothing and takes no offsets (an EXISTS in the INSERT would leave a gap).
-    guard = (
-        sql.SQL(
-            "AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
-            "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
-        ).format(records)
-        if kind == "at"
-        else sql.SQL("")
-    )
-    # With no expected version, the statement's snapshot may predate the writer
-    # it waited for; the unique index then refuses the row and the store retries.
-    base_version = (
-        sql.SQL(
-            "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
-            "AND stream_id = %(stream)s), 0)"
-        ).format(records)
-        if kind == "any"
-        else sql.SQL("%(expected)s::integer")
-    )
+    guard = _version_guard(records, kind)
+    base_version = _base_version(records, kind)
     count = sql.SQL("1") if single else sql.SQL("%(n)s::bigint")
     if single:
         source = sql.SQL(
@@ -625,25 +631,8 @@ def _take_statement(db: Database, kind: str) -> bytes:
     """The head lock of a COPY append: take ``n`` offsets (no row when the
     expected version is missing) and return the first offset and version."""
     records = db.table("records")
-    guard = (
-        sql.SQL(
-            "AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
-            "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
-        ).format(records)
-        if kind == "at"
-        else sql.SQL("")
-    )
-    # As in the one-statement append, "any" may read a version older than the
-    # writer it waited for; the unique index then refuses the rows and the store
-    # tries again.
-    version = (
-        sql.SQL(
-            "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
-            "AND stream_id = %(stream)s), 0) + 1"
-        ).format(records)
-        if kind == "any"
-        else sql.SQL("%(expected)s::integer + 1")
-    )
+    guard = _version_guard(records, kind)
+    version = sql.SQL("{} + 1").format(_base_version(records, kind))
     return (
         sql.SQL(
             "UPDATE {partitions} SET next_offset = next_offset + %(n)s::bigint "
