@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -46,6 +46,20 @@ class ParkedEvent:
     error: str
     attempts: int
     parked_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ParkedEvent:
+        """From a row of (partition, offset, stream id, name, error, attempts,
+        parked at), the column order every store selects them in."""
+        return cls(
+            partition=row[0],
+            offset=row[1],
+            stream_id=row[2],
+            name=row[3],
+            error=row[4],
+            attempts=row[5],
+            parked_at_ms=row[6],
+        )
 
 
 class Transaction(Protocol):

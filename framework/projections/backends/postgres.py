@@ -607,18 +607,7 @@ class PostgresReadModelStore:
     def parked(self, name: str, generation: int) -> list[ParkedEvent]:
         with self.db.cursor() as cur:
             rows = cur.execute(self._q_parked, (name, generation)).fetchall()
-        return [
-            ParkedEvent(
-                partition=r[0],
-                offset=r[1],
-                stream_id=r[2],
-                name=r[3],
-                error=r[4],
-                attempts=r[5],
-                parked_at_ms=r[6],
-            )
-            for r in rows
-        ]
+        return [ParkedEvent.from_row(r) for r in rows]
 
     def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
         with self.transaction(name, generation) as transaction:
