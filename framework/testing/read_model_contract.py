@@ -100,6 +100,20 @@ class ReadModelStoreContract:
         got["n"].append(2)
         assert ready.table("proj", "docs").get("a") == {"n": [1]}
 
+    def test_a_transaction_stores_documents_as_they_were_when_put(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            docs = tx.table("docs")
+            document = {"n": 1}
+            docs.put("a", document)
+            document["n"] = 99  # changed after put: not stored
+            read = docs.get("a")
+            assert read == {"n": 1}
+            read["n"] = 50  # changed without put: not stored either
+            assert docs.get("a") == {"n": 1}
+        assert ready.table("proj", "docs").get("a") == {"n": 1}
+
     def test_a_rebuild_writes_a_new_generation_that_replaces_the_old_at_once(
         self, ready: ReadModelStore
     ) -> None:

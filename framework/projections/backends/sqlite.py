@@ -120,18 +120,19 @@ class _BufferedTable(_Table):
         found = self.pending.get(key)
         if found is None:
             return super().get(key)
-        return None if found is _DELETED else found
+        # A fresh copy, as from the database: changing it changes nothing until
+        # it is put back.
+        return None if found is _DELETED else orjson.loads(found)  # type: ignore[arg-type]
 
     def put(self, key: str, document: Document) -> None:
-        self.pending[key] = document
+        # Encoded now, so that later changes to ``document`` do not leak in.
+        self.pending[key] = orjson.dumps(document)
 
     def delete(self, key: str) -> None:
         self.pending[key] = _DELETED
 
     def flush(self) -> None:
-        puts = [
-            (k, orjson.dumps(d)) for k, d in self.pending.items() if d is not _DELETED
-        ]
+        puts = [(k, d) for k, d in self.pending.items() if d is not _DELETED]
         deletes = [(k,) for k, d in self.pending.items() if d is _DELETED]
         if puts:
             self._connection.executemany(
