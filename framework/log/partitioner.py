@@ -6,6 +6,7 @@ A keyed record lands on the partition a Java producer would pick for the same ke
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from framework.errors import ConfigurationError
 
@@ -20,7 +21,39 @@ _R = 24
 # reproduce Java's silent int wraparound.
 _MASK32 = 0xFFFFFFFF
 _SIGN_BIT = 0x80000000
-_WORD = struct.Struct("<I")
+
+
+class _Lanes(NamedTuple):
+    """How to mix the words of a key of one length together (see ``murmur2``)."""
+
+    #: Reads the key's little-endian words, and writes them one per 64-bit lane.
+    words: struct.Struct
+    lanes: struct.Struct
+    #: Ones in the low 32 and the low 8 bits of every lane.
+    low32: int
+    low8: int
+    #: Bytes of all the lanes.
+    size: int
+
+
+#: Word counts whose ``_Lanes`` are kept: far more key lengths than real keys use.
+_LANES_KEPT = 256
+_lanes_by_count: dict[int, _Lanes] = {}
+
+
+def _lanes(count: int) -> _Lanes:
+    lanes = _lanes_by_count.get(count)
+    if lanes is None:
+        lanes = _Lanes(
+            struct.Struct(f"<{count}I"),
+            struct.Struct(f"<{count}Q"),
+            int.from_bytes(b"\xff\xff\xff\xff\0\0\0\0" * count, "little"),
+            int.from_bytes(b"\xff\0\0\0\0\0\0\0" * count, "little"),
+            8 * count,
+        )
+        if count <= _LANES_KEPT:
+            _lanes_by_count[count] = lanes
+    return lanes
 
 
 def murmur2(data: bytes) -> int:
@@ -28,18 +61,26 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     # Kept unsigned throughout so that ``>>`` behaves like Java's ``>>>``.
     h = (_SEED ^ length) & _MASK32
-    aligned = length & ~3
+    count = length >> 2
 
-    # One C-level unpack per word beats assembling each word from single bytes.
-    for (word,) in _WORD.iter_unpack(memoryview(data)[:aligned]):
-        k = (word * _M) & _MASK32
-        k ^= k >> _R
-        k = (k * _M) & _MASK32
-        # k < 2**32, so masking after the xor equals masking before it.
-        h = ((h * _M) ^ k) & _MASK32
+    if count:
+        # A word's own mixing (k *= m; k ^= k >>> r; k *= m) does not depend on h,
+        # so every word is mixed at once, each in a 64-bit lane of one big int: a
+        # 32-bit word times m stays below 2**63 and never carries into the next lane,
+        # and the masks cut each lane back to 32 bits (and the shift to 8). A few
+        # C-level big-int steps replace two multiplies per word in Python; only the
+        # chain through h stays a loop.
+        words, lanes, low32, low8, size = _lanes(count)
+        mixed = int.from_bytes(lanes.pack(*words.unpack_from(data)), "little")
+        mixed = (mixed * _M) & low32
+        mixed = ((mixed ^ ((mixed >> _R) & low8)) * _M) & low32
+        for k in lanes.unpack(mixed.to_bytes(size, "little")):
+            # k < 2**32, so masking after the xor equals masking before it.
+            h = ((h * _M) ^ k) & _MASK32
 
     # Java's switch falls through: three trailing bytes also mix in the second and
     # the first, and only a non-empty tail pays for the extra multiply.
+    aligned = count << 2
     remaining = length & 3
     if remaining == 3:
         h ^= data[aligned + 2] << 16

@@ -24,6 +24,8 @@ _PARTITION_CACHE_SIZE = 65_536
 #: The topic that holds every aggregate's events.
 EVENTS_TOPIC = "events"
 
+_new_tuple = tuple.__new__
+
 
 class LogEventStore:
     """The event store over any ``Log``; a stream lives in the partition of its id.
@@ -64,12 +66,17 @@ class LogEventStore:
     def partition_of(self, stream_id: str) -> int:
         partition = self._partition_cache.get(stream_id)
         if partition is None:
-            # murmur2 in Python costs microseconds; the same aggregates come back.
-            if len(self._partition_cache) >= _PARTITION_CACHE_SIZE:
-                self._partition_cache.clear()
-            partition = self._partition_cache[stream_id] = partition_for(
-                stream_id, self.partitions
-            )
+            partition = self._route(stream_id, stream_id.encode())
+        return partition
+
+    def _route(self, stream_id: str, key: bytes) -> int:
+        """The partition of a stream not in the memo; ``key`` is its id as UTF-8."""
+        # murmur2 in Python costs microseconds; the same aggregates come back.
+        if len(self._partition_cache) >= _PARTITION_CACHE_SIZE:
+            self._partition_cache.clear()
+        partition = self._partition_cache[stream_id] = partition_for(
+            key, self.partitions
+        )
         return partition
 
     def append(
@@ -97,9 +104,11 @@ class LogEventStore:
             raise ValueError(
                 f"expected_version must be None or >= 0, got {expected_version}"
             )
-        partition = self.partition_of(stream_id)
-        index = self._indexes[partition]
         key = stream_id.encode()
+        partition = self._partition_cache.get(stream_id)
+        if partition is None:
+            partition = self._route(stream_id, key)
+        index = self._indexes[partition]
         # The index is trusted without reading the log first: the append is
         # conditional on the end offset the index has reached, so a stale index
         # fails it and is caught up. Only a decision against the caller (a
@@ -115,16 +124,18 @@ class LogEventStore:
                         index.catch_up(self.log)
                         fresh = True
                         actual = index.version(stream_id)
-                    if expected_version is not None and actual != expected_version:
-                        return self._retried_or_conflict(
-                            index, stream_id, events, expected_version, actual
-                        )
-                    if expected_version is None and actual >= len(events):
-                        found = self._already_stored(index, stream_id, events, actual)
-                        if found is not None:
-                            return found
+                    found = self._earlier_or_conflict(
+                        index, stream_id, events, expected_version, actual
+                    )
+                    if found is not None:
+                        return found
                 end = index.next_offset
-            records = [to_record(key, actual + i + 1, e) for i, e in enumerate(events)]
+            if len(events) == 1:  # the usual save, without a comprehension
+                records = [to_record(key, actual + 1, events[0])]
+            else:
+                records = [
+                    to_record(key, actual + i, e) for i, e in enumerate(events, 1)
+                ]
             try:
                 result = self.log.append(
                     self.topic, partition, records, expected_end_offset=end
@@ -135,20 +146,44 @@ class LogEventStore:
                     index.catch_up(self.log)
                 fresh = True
                 continue
+            base, last = result.base_offset, result.last_offset
             with index.lock:
-                if index.next_offset == result.base_offset:
-                    for i in range(len(events)):
-                        index.add(stream_id, actual + i + 1, result.base_offset + i)
-                    index.next_offset = result.last_offset + 1
-                    index.save_if_due()
-            return Appended(
-                stream_id=stream_id,
-                partition=partition,
-                first_offset=result.base_offset,
-                last_offset=result.last_offset,
-                first_version=actual + 1,
-                last_version=actual + len(events),
+                if index.next_offset == base:
+                    index.add_appended(stream_id, actual + 1, base, last)
+            # Positional, in Appended's field order, past the named tuple's Python
+            # constructor: once per save.
+            return _new_tuple(
+                Appended,
+                (
+                    stream_id,
+                    partition,
+                    base,
+                    last,
+                    actual + 1,
+                    actual + len(events),
+                    False,
+                ),
             )
+
+    def _earlier_or_conflict(
+        self,
+        index: PartitionIndex,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: int | None,
+        actual: int,
+    ) -> Appended | None:
+        """Decided on the caught-up index, once the stream looked elsewhere than
+        ``expected`` says: ``None`` if the append may go ahead, the earlier append of
+        these very events if this is a retry of it; raises ``ConcurrencyError`` if
+        neither."""
+        if expected is None:
+            if actual < len(events):
+                return None
+            return self._already_stored(index, stream_id, events, actual)
+        if actual == expected:
+            return None
+        return self._retried_or_conflict(index, stream_id, events, expected, actual)
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
         """Append stream by stream, in order; the first error stops the rest (the

@@ -100,19 +100,43 @@ class PartitionIndex:
             self.next_offset = records[-1].offset + 1
             self.save_if_due()
 
+    def add_appended(
+        self, stream_id: str, first_version: int, first_offset: int, last_offset: int
+    ) -> None:
+        """Index the events of one append, versions ``first_version...`` at offsets
+        ``first_offset..last_offset``, the next offsets to index. Call with ``lock``
+        held."""
+        offsets = self.streams.get(stream_id)
+        if offsets is None:
+            offsets = self.streams[stream_id] = array("q")
+        if first_version != len(offsets) + 1:
+            raise self._out_of_order(stream_id, first_version, first_offset, offsets)
+        if first_offset == last_offset:  # one event: the usual save
+            offsets.append(first_offset)
+        else:
+            offsets.extend(range(first_offset, last_offset + 1))
+        self.unsaved += last_offset + 1 - first_offset
+        self.next_offset = last_offset + 1
+        self.save_if_due()
+
     def add(self, stream_id: str, version: int, offset: int) -> None:
         offsets = self.streams.get(stream_id)
         if offsets is None:
             offsets = self.streams[stream_id] = array("q")
         if version != len(offsets) + 1:
-            raise CorruptLogError(
-                f"{self.topic}/{self.partition} offset {offset} holds version "
-                f"{version} of stream {stream_id!r}, which should come after version "
-                f"{len(offsets)}; the partition was written by something other than "
-                "the event store"
-            )
+            raise self._out_of_order(stream_id, version, offset, offsets)
         offsets.append(offset)
         self.unsaved += 1
+
+    def _out_of_order(
+        self, stream_id: str, version: int, offset: int, offsets: array[int]
+    ) -> CorruptLogError:
+        return CorruptLogError(
+            f"{self.topic}/{self.partition} offset {offset} holds version "
+            f"{version} of stream {stream_id!r}, which should come after version "
+            f"{len(offsets)}; the partition was written by something other than "
+            "the event store"
+        )
 
     def version(self, stream_id: str) -> int:
         offsets = self.streams.get(stream_id)

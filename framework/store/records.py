@@ -25,6 +25,11 @@ META = "$e"
 _FIXED = struct.Struct("<IH16s")
 _LENGTH = struct.Struct("<H")
 _MAX_TEXT = 0xFFFF
+#: Packers of the whole ``$e`` header by the lengths of its three texts, and how many
+#: are kept before starting over.
+_meta_packers: dict[tuple[int, int, int], struct.Struct] = {}
+_PACKERS_KEPT = 1024
+_new_tuple = tuple.__new__
 
 # The per-field layout, still read.
 VERSION = "$v"
@@ -41,18 +46,19 @@ def pack_meta(stream_version: int, event: NewEvent) -> bytes:
     name = event.name.encode()
     correlation = event.correlation_id.encode()
     causation = event.causation_id.encode()
-    pack_length = _LENGTH.pack
+    lengths = (len(name), len(correlation), len(causation))
     try:
-        return b"".join(
-            (
-                _FIXED.pack(stream_version, event.version, event.event_id.bytes),
-                pack_length(len(name)),
-                name,
-                pack_length(len(correlation)),
-                correlation,
-                pack_length(len(causation)),
-                causation,
-            )
+        packer = _meta_packers.get(lengths) or _meta_packer(lengths)
+        return packer.pack(
+            stream_version,
+            event.version,
+            event.event_id.bytes,
+            lengths[0],
+            name,
+            lengths[1],
+            correlation,
+            lengths[2],
+            causation,
         )
     except struct.error:
         for what, raw in (
@@ -71,15 +77,30 @@ def pack_meta(stream_version: int, event: NewEvent) -> bytes:
         ) from None
 
 
+def _meta_packer(lengths: tuple[int, int, int]) -> struct.Struct:
+    # One pack for the whole header: names and ids come in few lengths.
+    if len(_meta_packers) >= _PACKERS_KEPT:
+        _meta_packers.clear()
+    name, correlation, causation = lengths
+    packer = _meta_packers[lengths] = struct.Struct(
+        f"<IH16sH{name}sH{correlation}sH{causation}s"
+    )
+    return packer
+
+
 def to_record(stream_key: bytes, stream_version: int, event: NewEvent) -> Record:
-    headers: list[tuple[str, bytes]] = [(META, pack_meta(stream_version, event))]
-    for name, value in event.headers.items():
-        headers.append((name, value.encode()))
-    return Record(
-        key=stream_key,
-        value=event.data,
-        headers=tuple(headers),
-        timestamp=event.timestamp_ms,
+    meta = (META, pack_meta(stream_version, event))
+    user = event.headers
+    # Positional, in Record's field order, past the named tuple's Python
+    # constructor: once per saved event.
+    return _new_tuple(
+        Record,
+        (
+            event.data,
+            stream_key,
+            (meta, *[(n, v.encode()) for n, v in user.items()]) if user else (meta,),
+            event.timestamp_ms,
+        ),
     )
 
 
@@ -108,7 +129,6 @@ _unpack_length = _LENGTH.unpack_from
 #: Shared by every event without user headers, so it must not be changeable.
 _NONE: Mapping[str, str] = MappingProxyType({})
 
-_new_tuple = tuple.__new__
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown

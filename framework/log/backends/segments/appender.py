@@ -13,7 +13,12 @@ import os
 from collections.abc import Sequence
 
 from framework.errors import EndOffsetMismatchError, LogError
-from framework.log.backends.segments.batch import EncodedBatch, encode_batch
+from framework.log.backends.segments.batch import (
+    COMPRESSION_NONE,
+    EncodedBatch,
+    encode_batch,
+    encode_record,
+)
 from framework.log.backends.segments.fsutil import sync_data, sync_dir, write_all
 from framework.log.backends.segments.groupcommit import Pending
 from framework.log.backends.segments.partition import Partition
@@ -27,14 +32,14 @@ def encode_for_append(
     records: Sequence[Record], now: int, part: Partition
 ) -> EncodedBatch:
     """The batch for an append; records without a timestamp get ``now``."""
-    if len(records) == 1:  # the common case, without the loop
+    if len(records) == 1 and part.compression == COMPRESSION_NONE:  # the usual
         record = records[0]
-        timestamp = now if record.timestamp is None else record.timestamp
-        return encode_batch(
-            [(0, timestamp, record.key, record.value, record.headers)],
-            last_offset_delta=0,
-            compression=part.compression,
-            compress=part.compress,
+        timestamp = record.timestamp
+        return encode_record(
+            now if timestamp is None else timestamp,
+            record.key,
+            record.value,
+            record.headers,
         )
     entries = [
         (
@@ -63,7 +68,14 @@ def write_group(part: Partition, group: list[Pending]) -> bool:
             raise part.lock_timeout_error()
         try:
             with part.state:
-                written = _write_locked(part, group)
+                part.ensure_loaded()
+                part.follow(writer=True)
+                if part.stale_indexes:
+                    part.write_stale_indexes()
+                if len(group) == 1:
+                    written = _write_alone(part, group[0])
+                else:
+                    written = _write_locked(part, group)
         finally:
             part.file_lock.release()
     if written and part.interval:
@@ -71,11 +83,37 @@ def write_group(part: Partition, group: list[Pending]) -> bool:
     return written
 
 
+def _write_alone(part: Partition, pending: Pending) -> bool:
+    """``_write_locked`` for a group of one append, the usual case: the same steps
+    without the lists that keep several batches and segments apart."""
+    segment = part.segments[-1]
+    encoded = pending.encoded
+    base = segment.next_offset
+    if pending.expected is not None and pending.expected != base:
+        pending.error = EndOffsetMismatchError(
+            part.topic, part.number, pending.expected, base
+        )
+        return False
+    if _should_roll(part, segment, encoded):
+        segment = _roll(part, segment)
+    position = segment.size
+    indexed = segment.note(
+        position,
+        encoded.size,
+        base,
+        base + encoded.last_offset_delta,
+        encoded.max_timestamp,
+    )
+    _write_run(part, segment, position, encoded.framed(base), [pending])
+    pending.base = base
+    if indexed:
+        _write_index_entry(part, segment, len(segment.offsets) - 1)
+    return True
+
+
 def _write_locked(part: Partition, group: list[Pending]) -> bool:
-    part.ensure_loaded()
-    part.follow(writer=True)
-    if part.stale_indexes:
-        part.write_stale_indexes()
+    """Write a group's batches; the file lock and ``state`` are held and the view
+    is caught up."""
     segment = part.segments[-1]
     run_start = segment.size
     parts: list[bytes] = []
@@ -112,12 +150,16 @@ def _write_locked(part: Partition, group: list[Pending]) -> bool:
         written = True
     _write_run(part, segment, run_start, parts, run)
     for indexed, i in entries:
-        try:
-            indexed.write_index_entry(i)
-        except OSError as exc:
-            indexed.index_stale = part.stale_indexes = True
-            logger.warning("could not extend %s: %s", indexed.index_path, exc)
+        _write_index_entry(part, indexed, i)
     return written
+
+
+def _write_index_entry(part: Partition, segment: Segment, i: int) -> None:
+    try:
+        segment.write_index_entry(i)
+    except OSError as exc:
+        segment.index_stale = part.stale_indexes = True
+        logger.warning("could not extend %s: %s", segment.index_path, exc)
 
 
 def _write_run(

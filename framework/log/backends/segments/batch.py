@@ -26,8 +26,6 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-import attrs
-
 from framework.log.records import Headers
 
 #: Format version written in every batch.
@@ -42,6 +40,8 @@ CRC_START = PREFIX.size
 LENGTH_SIZE = 4
 _TAIL = struct.Struct(">Hiiqqqi")
 RECORD = struct.Struct(">iqiiHH")
+#: ``_TAIL`` and then ``RECORD``: the fixed fields of a batch of one record.
+_TAIL_AND_RECORD = struct.Struct(">HiiqqqiiqiiHH")
 _NAME_LENGTH = struct.Struct(">H")
 
 #: ``attributes`` bits.
@@ -112,9 +112,11 @@ def crc_matches(view: memoryview, pos: int, header: BatchHeader) -> bool:
     return zlib.crc32(view[pos + CRC_START : end]) == header.crc
 
 
-@attrs.frozen
-class EncodedBatch:
-    """A batch without its base offset: the checksummed ``body`` and its summary."""
+class EncodedBatch(NamedTuple):
+    """A batch without its base offset: the checksummed ``body`` and its summary.
+
+    A named tuple, as ``Record``: every append builds one.
+    """
 
     body: bytes
     crc: int
@@ -122,10 +124,8 @@ class EncodedBatch:
     last_offset_delta: int
     max_timestamp: int
     last_timestamp: int
-
-    @property
-    def size(self) -> int:
-        return CRC_START + len(self.body)
+    #: Bytes of the whole batch on disk; stored, as appending reads it several times.
+    size: int
 
     def header(self, base_offset: int) -> BatchHeader:
         """The header this batch gets when written at ``base_offset``."""
@@ -157,6 +157,7 @@ Entry = tuple[int, int, bytes | None, bytes, Headers]
 
 _names_blocks: dict[tuple[str, ...], bytes] = {}
 _lengths_structs: dict[int, struct.Struct] = {}
+_new_tuple = tuple.__new__
 
 
 def _names_block(names: tuple[str, ...]) -> bytes:
@@ -239,10 +240,7 @@ def encode_batch(
                 add(value)
         records = b"".join(parts)
     except (TypeError, struct.error) as exc:
-        raise TypeError(
-            "a record's key, value and header values must be bytes, its header "
-            f"names str, and there may be at most 65535 headers ({exc})"
-        ) from exc
+        raise _bad_record(exc) from exc
     attributes = compression | (COMPACTED if compacted else 0)
     if compression != COMPRESSION_NONE:
         if compress is None:
@@ -261,6 +259,55 @@ def encode_batch(
         last_offset_delta=last_offset_delta,
         max_timestamp=max_ts,
         last_timestamp=entries[-1][1] if entries else first_ts,
+        size=CRC_START + len(body),
+    )
+
+
+def encode_record(
+    timestamp: int, key: bytes | None, value: bytes, headers: Headers
+) -> EncodedBatch:
+    """``encode_batch`` of one uncompressed record, the usual append: the same bytes
+    in fewer steps (one ``pack`` for the batch's and the record's fixed fields)."""
+    count = len(headers)
+    try:
+        if count:
+            header_names, values = zip(*headers, strict=True)
+            names = _names_block(header_names)
+            lengths = _lengths_struct(count).pack(*map(len, values))
+        else:
+            names = lengths = b""
+            values = ()
+        fixed = _TAIL_AND_RECORD.pack(
+            COMPRESSION_NONE,
+            0,
+            1,
+            timestamp,
+            timestamp,
+            -1,
+            -1,
+            0,
+            0,
+            -1 if key is None else len(key),
+            len(value),
+            count,
+            len(names),
+        )
+        if key is None:
+            body = b"".join([fixed, value, names, lengths, *values])
+        else:
+            body = b"".join([fixed, key, value, names, lengths, *values])
+    except (TypeError, struct.error) as exc:
+        raise _bad_record(exc) from exc
+    return _new_tuple(
+        EncodedBatch,
+        (body, zlib.crc32(body), 1, 0, timestamp, timestamp, CRC_START + len(body)),
+    )
+
+
+def _bad_record(exc: Exception) -> TypeError:
+    return TypeError(
+        "a record's key, value and header values must be bytes, its header "
+        f"names str, and there may be at most 65535 headers ({exc})"
     )
 
 

@@ -27,7 +27,7 @@ def sync_dir(path: Path) -> None:
 
 def write_all(fd: int, parts: Sequence[bytes], position: int) -> None:
     """Write ``parts`` back to back at ``position``; short writes are continued."""
-    total = sum(len(p) for p in parts)
+    total = sum(map(len, parts))
     written = os.pwritev(fd, parts, position)
     if written == total:
         return

@@ -68,6 +68,7 @@ class GroupCommit:
         "_gathering",
         "_last_group",
         "_leading",
+        "_lock",
         "_queue",
         "_sync",
         "_write",
@@ -81,7 +82,10 @@ class GroupCommit:
         self._sync = sync
         #: fsync before acknowledging (``fsync="always"``), else leave it to flushes.
         self._durable = durable
-        self._cond = threading.Condition(threading.Lock())
+        # Entered directly rather than through the condition, whose ``with`` runs
+        # Python code: holding the lock is holding the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._queue: list[Pending] = []
         self._leading = False
         self._gathering = False
@@ -105,7 +109,7 @@ class GroupCommit:
         """Queue an append and return once it is committed (its ``base`` set) or
         refused (its ``error`` set)."""
         wake = None
-        with self._cond:
+        with self._lock:
             if self._failure is not None:
                 raise FsyncFailedError(self._failure)
             if not (self._leading or self._queue) and self._last_group == 1:
@@ -123,11 +127,10 @@ class GroupCommit:
                     wake.acquire()
                 self._leading = True
         if solo:
-            group = [pending]
             try:
-                self._commit(group)
+                self._commit([pending])
             finally:
-                self._finish(pending, group)
+                self._finish_alone(pending)
             return
         if wake is not None:
             wake.acquire()  # until done, or handed the lead
@@ -140,7 +143,7 @@ class GroupCommit:
         to the first append queued meanwhile (if any)."""
         group: list[Pending] = []
         try:
-            with self._cond:
+            with self._lock:
                 if len(self._queue) < self._last_group:
                     self._gathering = True
                     deadline = time.monotonic() + GATHER_SECONDS
@@ -157,7 +160,7 @@ class GroupCommit:
 
     def _finish(self, own: Pending, group: list[Pending]) -> None:
         successor = None
-        with self._cond:
+        with self._lock:
             if own in self._queue:  # interrupted before taking the group
                 self._queue.remove(own)
                 own.error = own.error or LogError("the append was interrupted")
@@ -173,6 +176,18 @@ class GroupCommit:
             if pending is not own and pending.wake is not None:
                 pending.wake.release()
         if successor is not None and successor.wake is not None:
+            successor.wake.release()
+
+    def _finish_alone(self, own: Pending) -> None:
+        """``_finish`` for an append that committed alone: it never queued, and the
+        last group stays one append."""
+        with self._lock:
+            own.done = True
+            if not self._queue:
+                self._leading = False
+                return
+            successor = self._queue[0]
+        if successor.wake is not None:
             successor.wake.release()
 
     def _commit(self, group: list[Pending]) -> None:
@@ -199,7 +214,7 @@ class GroupCommit:
             self._sync()
         except OSError as exc:
             message = _fsync_failed(exc)
-            with self._cond:
+            with self._lock:
                 self._failure = message
             for pending in group:
                 if pending.error is None:

@@ -33,8 +33,9 @@ class FileLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free now; ``False`` if another holder has it."""
+        fd = self._fd if self._fd >= 0 else self._ensure_open()
         try:
-            fcntl.flock(self._ensure_open(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True

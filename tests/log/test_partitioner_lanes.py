@@ -1,0 +1,62 @@
+"""murmur2 mixes all of a key's words at once, as lanes of one big int; that must
+equal Kafka's word-at-a-time loop for keys of every length, including keys too long
+for the kept lane layouts and words whose products carry the most."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framework.log.partitioner import murmur2
+
+_M = 0x5BD1E995
+_MASK32 = 0xFFFFFFFF
+
+
+def word_at_a_time(data: bytes) -> int:
+    """Kafka's ``Utils.murmur2`` as written, one little-endian word per round."""
+    length = len(data)
+    h = (0x9747B28C ^ length) & _MASK32
+    aligned = length - length % 4
+    for i in range(0, aligned, 4):
+        k = (int.from_bytes(data[i : i + 4], "little") * _M) & _MASK32
+        k ^= k >> 24
+        k = (k * _M) & _MASK32
+        h = ((h * _M) & _MASK32) ^ k
+    tail = data[aligned:]
+    if tail:
+        h ^= int.from_bytes(tail, "little")
+        h = (h * _M) & _MASK32
+    h ^= h >> 13
+    h = (h * _M) & _MASK32
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def test_the_word_at_a_time_loop_reproduces_a_published_kafka_vector() -> None:
+    assert word_at_a_time(b"a-little-bit-longer-string") == -1486304829
+
+
+@settings(max_examples=30)
+@given(st.binary(min_size=1020, max_size=1100))
+def test_a_key_longer_than_the_kept_lane_layouts_hashes_as_word_at_a_time(
+    data: bytes,
+) -> None:
+    assert murmur2(data) == word_at_a_time(data)
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x80, 0xFF])
+@pytest.mark.parametrize("length", [*range(13), 35, 36, 37, 1023, 1024, 1028, 4099])
+def test_words_with_the_largest_products_stay_in_their_lanes(
+    byte: int, length: int
+) -> None:
+    raw = bytes([byte]) * length
+    assert murmur2(raw) == word_at_a_time(raw)
+
+
+@given(st.binary(max_size=200))
+def test_hashing_a_length_again_with_its_kept_layout_gives_the_same_result(
+    data: bytes,
+) -> None:
+    assert murmur2(data) == murmur2(data) == word_at_a_time(data)
