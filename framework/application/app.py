@@ -119,8 +119,28 @@ class Application:
         an aggregate changed since it was loaded: the aggregates before it in the
         argument list are saved, it and those after it keep their pending events.
         """
+        if len(aggregates) == 1 and not self._after_append:
+            return self._save_one(aggregates[0])
         position, _ = self._save(aggregates, [], envelopes=False)
         return position
+
+    def _save_one(self, aggregate: Aggregate) -> Position:
+        """``_save`` of one aggregate, the usual save: the same steps and failure
+        rules without the lists that keep several aggregates apart (one stream's
+        append is atomic in every store)."""
+        # Encoded before the events are taken, as in ``_save``.
+        encoded = [self._encode(e) for e in aggregate.pending_events]
+        if not encoded:
+            return Position()
+        pending = aggregate.collect_events()
+        try:
+            appended = self.store.append(
+                aggregate.id, encoded, aggregate.version - len(pending)
+            )
+        except BaseException:
+            aggregate._restore_pending(pending)
+            raise
+        return Position({appended.partition: appended.last_offset})
 
     def _save(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from framework.domain.envelope import EventEnvelope
@@ -19,6 +19,7 @@ class StoredLike(Protocol):
     after ``version`` (a test holds the two orders together)."""
 
     def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
     @property
     def event_id(self) -> uuid.UUID: ...
@@ -76,12 +77,29 @@ class EnvelopeDecoder:
         return self.decoder_for(stored)(stored.data)
 
     def envelope(self, stored: StoredLike) -> EventEnvelope[DomainEvent]:
-        decoder = self._cache.get((stored.name, stored.version))
+        # EventEnvelope's fields are the stored event's with the decoded event in
+        # front and the bytes left out. Unpacking once and building the tuple
+        # directly skips attribute lookups, slices and the named tuple's
+        # Python-level constructor: this runs once per replayed event.
+        (event_id, stream, version, name, ev_version, data, ts, corr, caus, headers,
+         partition, offset) = stored  # fmt: skip
+        decoder = self._cache.get((name, ev_version))
         if decoder is None:
             decoder = self.decoder_for(stored)
-        # EventEnvelope's fields are the stored event's with the decoded event in
-        # front and the bytes left out; building the tuple directly skips the
-        # named tuple's Python-level constructor, once per replayed event.
         return _new_tuple(
-            EventEnvelope, (decoder(stored.data), *stored[:5], *stored[6:])
+            EventEnvelope,
+            (
+                decoder(data),
+                event_id,
+                stream,
+                version,
+                name,
+                ev_version,
+                ts,
+                corr,
+                caus,
+                headers,
+                partition,
+                offset,
+            ),
         )

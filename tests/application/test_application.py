@@ -125,6 +125,30 @@ def test_save_encodes_every_aggregate_before_writing_any(
     assert len(second.pending_events) == 2
 
 
+def test_a_lone_aggregate_that_cannot_be_encoded_keeps_its_events_and_writes_none(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = Account.open("alice")
+    account.deposit(5)
+    real_encode = app.codec.encode
+
+    def encode(event: object) -> bytes:
+        if isinstance(event, FundsDeposited):
+            raise UnserializableEventError("cannot encode this one")
+        return real_encode(event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.codec, "encode", encode)
+    with pytest.raises(UnserializableEventError):
+        app.save(account)
+    assert app.end_position() == Position()
+    assert len(account.pending_events) == 2
+    monkeypatch.undo()
+    position = app.save(account)
+    assert app.load(Account, account.id).balance == 5
+    assert app.end_position() == position
+    assert app.save(account) == Position()  # nothing pending: nothing written
+
+
 def test_an_unknown_stored_event_names_its_position_and_the_registered_names(
     app: Application,
 ) -> None:
