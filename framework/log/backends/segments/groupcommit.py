@@ -8,8 +8,10 @@ return when their batch is durable. Appends that arrive meanwhile form the next 
 With a plain queue the appenders released by one fsync queue again while the next
 runs, splitting into two cohorts of half the size. A leader therefore first waits,
 briefly (``GATHER_SECONDS`` at most), until as many appends are queued as the last
-group had: much like PostgreSQL's ``commit_delay`` with ``commit_siblings``. A lone
-appender never waits.
+group had: much like PostgreSQL's ``commit_delay`` with ``commit_siblings``. The
+append that completes the group commits it from its own thread, so that the leader
+need not be woken for it (a thread hand-off costs tens of microseconds here); the
+leader returns when that commit wakes it. A lone appender never waits.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class FsyncFailedError(LogError):
 class Pending:
     """One queued append: its batch, the lock its thread sleeps on, its outcome."""
 
-    __slots__ = ("base", "done", "encoded", "error", "expected", "wake")
+    __slots__ = ("base", "done", "encoded", "error", "expected", "taken", "wake")
 
     def __init__(self, encoded: EncodedBatch, expected: int | None) -> None:
         self.encoded = encoded
@@ -46,6 +48,8 @@ class Pending:
         self.base = -1
         self.error: BaseException | None = None
         self.done = False
+        #: Taken into a group by the append that completed it (see ``submit``).
+        self.taken = False
         # Released when the append is done or its thread is to lead the next group:
         # waking exactly one thread is much cheaper than notify_all on a condition.
         # Only an append that has to wait gets one (a lone appender leads at once).
@@ -109,6 +113,7 @@ class GroupCommit:
         """Queue an append and return once it is committed (its ``base`` set) or
         refused (its ``error`` set)."""
         wake = None
+        group: list[Pending] | None = None
         with self._lock:
             if self._failure is not None:
                 raise FsyncFailedError(self._failure)
@@ -121,8 +126,15 @@ class GroupCommit:
                 solo = False
                 self._queue.append(pending)
                 if self._gathering and len(self._queue) >= self._last_group:
-                    self._cond.notify()
-                if self._leading:
+                    # This append completes the group the leader is gathering: it
+                    # commits the group itself rather than wake the leader to do
+                    # it, which saves a thread hand-off (tens of microseconds, as
+                    # much as a third of an fsync) per group.
+                    group, self._queue = self._queue, []
+                    self._gathering = False
+                    for taken in group:
+                        taken.taken = True
+                elif self._leading:
                     wake = pending.wake = threading.Lock()
                     wake.acquire()
                 self._leading = True
@@ -131,6 +143,12 @@ class GroupCommit:
                 self._commit([pending])
             finally:
                 self._finish_alone(pending)
+            return
+        if group is not None:
+            try:
+                self._commit(group)
+            finally:
+                self._finish(pending, group)
             return
         if wake is not None:
             wake.acquire()  # until done, or handed the lead
@@ -147,16 +165,23 @@ class GroupCommit:
                 if len(self._queue) < self._last_group:
                     self._gathering = True
                     deadline = time.monotonic() + GATHER_SECONDS
-                    while len(self._queue) < self._last_group:
+                    while len(self._queue) < self._last_group and not own.taken:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
                         self._cond.wait(left)
+                    if own.taken:
+                        # The append that completed the group commits it; it
+                        # wakes this thread when done and hands the lead on.
+                        while not own.done:
+                            self._cond.wait()
+                        return
                     self._gathering = False
                 group, self._queue = self._queue, []
             self._commit(group)
         finally:
-            self._finish(own, group)
+            if not own.taken:
+                self._finish(own, group)
 
     def _finish(self, own: Pending, group: list[Pending]) -> None:
         successor = None
@@ -172,6 +197,9 @@ class GroupCommit:
                 successor = self._queue[0]
             else:
                 self._leading = False
+            if own.taken:
+                # The leader that gathered this group waits on the condition.
+                self._cond.notify_all()
         for pending in group:
             if pending is not own and pending.wake is not None:
                 pending.wake.release()
