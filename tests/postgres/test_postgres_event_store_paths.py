@@ -3,6 +3,8 @@ replay streams its pages, and statements reuse one cursor per connection."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from framework.errors import ConcurrencyError
@@ -165,3 +167,49 @@ def test_a_broken_connection_is_replaced_and_the_next_append_works(
         cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     assert store.append("s", [new_event()], expected_version=1).last_version == 2
     assert store.stream_version("s") == 2
+
+
+def test_a_connection_left_inside_a_transaction_is_not_used_again(
+    schema: str, closing: list[Closer]
+) -> None:
+    store = PostgresEventStore(
+        with_schema(database_url(), schema), config=TopicConfig(partitions=1)
+    )
+    closing.append(store.close)
+    with store.db.cursor() as cur:
+        cur.execute("BEGIN")
+        left_open = cur.connection
+    assert left_open.closed
+    store.append("s", [new_event()], expected_version=0)
+    # Committed on a fresh connection: another store sees it at once.
+    other = PostgresEventStore(
+        with_schema(database_url(), schema), config=TopicConfig(partitions=1)
+    )
+    closing.append(other.close)
+    assert other.stream_version("s") == 1
+
+
+def test_threads_share_the_short_statement_connection_and_the_pool(
+    schema: str, closing: list[Closer]
+) -> None:
+    store = PostgresEventStore(
+        with_schema(database_url(), schema) + "&pool_min=1&pool_max=1",
+        config=TopicConfig(partitions=4),
+    )
+    closing.append(store.close)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(30):
+                store.append(f"s{n}", [new_event()], expected_version=i)
+        except Exception as exc:  # noqa: BLE001 - reported below, in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert [store.stream_version(f"s{n}") for n in range(4)] == [30] * 4

@@ -204,15 +204,25 @@ class PostgresEventStore:
         this stream (a retry), nothing is written and the original positions come
         back with ``already_stored=True``.
         """
-        return self.append_streams(
-            [
-                StreamAppend(
-                    stream_id=stream_id,
-                    events=events,
-                    expected_version=expected_version,
-                )
-            ]
-        )[0]
+        append = StreamAppend(
+            stream_id=stream_id, events=events, expected_version=expected_version
+        )
+        if len(events) < COPY_FROM and not self._hooks:
+            # The usual save, one statement in autocommit, without the bookkeeping
+            # that keeps several streams apart. Whatever it cannot decide alone (a
+            # conflict, a retry of stored events, a missing version) goes the
+            # general way, which tries the statement again and sorts it out.
+            _check(append)
+            partition = self.partition_of(stream_id)
+            try:
+                with self.db.cursor() as cur:
+                    appended = self._write_one(cur, 0, append, partition)
+            except (DuplicateRowError, _NotWritten):
+                pass
+            else:
+                self._announce((appended,))
+                return appended
+        return self.append_streams([append])[0]
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
         """Append to several streams in one transaction: all or nothing.
