@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 
 from framework.errors import ConcurrencyError, EndOffsetMismatchError
@@ -14,12 +15,17 @@ from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
 from framework.store.ports import StreamAppend
 from framework.store.position import Position
-from framework.store.records import event_id_of, to_record, to_stored
+from framework.store.records import event_id_of, to_record, to_stored_all
 
 logger = logging.getLogger("framework.store")
 
 #: Stream ids whose partition is remembered before the memo starts over.
 _PARTITION_CACHE_SIZE = 65_536
+
+#: Records read at a time while iterating a partition. Small enough that a chunk's
+#: records and events are freed before the garbage collector walks them again and
+#: again (5,000 made a file replay 10-15% slower); large enough that reads stay few.
+_CHUNK = 500
 
 #: The topic that holds every aggregate's events.
 EVENTS_TOPIC = "events"
@@ -259,28 +265,38 @@ class LogEventStore:
             if all_offsets is None:
                 return []
             offsets = all_offsets[from_version - 1 : to_version]
-        records = self.log.read_at(self.topic, partition, offsets)
-        return [to_stored(r) for r in records]
+        return to_stored_all(self.log.read_at(self.topic, partition, offsets))
 
     def read_partition(
         self, partition: int, from_offset: int = 0, max_events: int = 1000
     ) -> list[StoredEvent]:
         """Events of one partition from ``from_offset``, in offset order."""
-        records = self.log.read(self.topic, partition, from_offset, max_events)
-        return [to_stored(r) for r in records]
+        return to_stored_all(
+            self.log.read(self.topic, partition, from_offset, max_events)
+        )
 
     def iter_partition(
-        self, partition: int, from_offset: int = 0, chunk: int = 5000
+        self, partition: int, from_offset: int = 0, chunk: int = _CHUNK
     ) -> Iterator[StoredEvent]:
-        """Every event of a partition from ``from_offset`` up to its end at the time."""
-        offset = from_offset
+        """Every event of a partition from ``from_offset`` up to its end at the time,
+        read ``chunk`` at a time as the iterator reaches them."""
+        # Chained lists rather than a generator yielding each event: the per-event
+        # step stays in C.
+        return chain.from_iterable(self._chunks(partition, from_offset, chunk))
+
+    def _chunks(
+        self, partition: int, offset: int, chunk: int
+    ) -> Iterator[list[StoredEvent]]:
         while True:
             records = self.log.read(self.topic, partition, offset, chunk)
             if not records:
                 return
-            for record in records:
-                yield to_stored(record)
             offset = records[-1].offset + 1
+            events = to_stored_all(records)
+            # Dropped before the events go out: the fewer objects alive, the less
+            # each garbage-collector pass has to walk.
+            del records
+            yield events
 
     def end_position(self) -> Position:
         """The last offset of every non-empty partition."""

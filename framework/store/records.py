@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 from framework.errors import CorruptLogError
 from framework.log.records import Headers, LogRecord, Record
@@ -124,14 +125,21 @@ def stream_version_of(record: LogRecord) -> tuple[str, int]:
     raise _corrupt(record, "no metadata header first")
 
 
-_unpack_fixed = _FIXED.unpack_from
 _unpack_length = _LENGTH.unpack_from
 #: Shared by every event without user headers, so it must not be changeable.
 _NONE: Mapping[str, str] = MappingProxyType({})
 
 _new_object = object.__new__
-_set_attribute = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
+# UUID's two slots, set through their descriptors: a third faster than
+# ``object.__setattr__``, which looks the name up first.
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
+
+#: Unpacks a whole ``$e`` value of one length, with the text lengths it was made
+#: for: ids and names come in few lengths, so one ``unpack`` reads a header.
+_MetaParser = tuple[Callable[[bytes], tuple[Any, ...]], int, int, int]
+_meta_parsers: dict[int, _MetaParser] = {}
 
 
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
@@ -140,8 +148,8 @@ def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     if len(raw) != 16:
         raise ValueError(f"an event id is 16 bytes, got {len(raw)}")
     value = _new_object(uuid.UUID)
-    _set_attribute(value, "int", int.from_bytes(raw, "big"))
-    _set_attribute(value, "is_safe", _UNKNOWN)
+    _set_int(value, int.from_bytes(raw, "big"))
+    _set_is_safe(value, _UNKNOWN)
     return value
 
 
@@ -154,57 +162,125 @@ def event_id_of(record: LogRecord) -> uuid.UUID:
     raise _corrupt(record, "no event id header")
 
 
+def _meta_parser(meta: bytes) -> _MetaParser:
+    """The parser for ``$e`` values laid out as ``meta`` is, read field by field;
+    ``struct.error`` if its texts do not fill it exactly."""
+    at = _FIXED.size
+    lengths = []
+    for _ in range(3):
+        (length,) = _unpack_length(meta, at)
+        lengths.append(length)
+        at += _LENGTH.size + length
+    if at != len(meta):
+        raise struct.error(f"the texts end at byte {at} of {len(meta)}")
+    texts = (lengths[0], lengths[1], lengths[2])
+    # The packer's format is the parser's: one cache serves writes and reads.
+    packer = _meta_packers.get(texts) or _meta_packer(texts)
+    if len(_meta_parsers) >= _PACKERS_KEPT:
+        _meta_parsers.clear()
+    parser = _meta_parsers[at] = (packer.unpack, *texts)
+    return parser
+
+
 def to_stored(record: LogRecord) -> StoredEvent:
-    headers = record.headers
+    """The stored event a record holds; ``CorruptLogError`` if it holds none."""
+    return to_stored_all((record,))[0]
+
+
+def to_stored_all(records: Sequence[LogRecord]) -> list[StoredEvent]:
+    """``[to_stored(r) for r in records]``, in one call: the replay path.
+
+    Raises ``CorruptLogError`` for the first record that holds no stored event.
+    """
+    out: list[StoredEvent] = []
+    add = out.append
+    parsers_get = _meta_parsers.get
+    new_uuid = _new_object
+    uuid_class = uuid.UUID
+    set_int = _set_int
+    set_is_safe = _set_is_safe
+    unknown = _UNKNOWN
+    from_bytes = int.from_bytes
+    new = _new_tuple
+    none = _NONE
+    # A save of several events is one run of records with one key: decoded once.
+    last_key = None
+    stream = ""
+    # Everything of an event without user headers is read inline, with local names:
+    # a call per event costs as much as a field.
+    for record in records:
+        _, partition, offset, timestamp, key, value, headers = record
+        if key is None or not headers:
+            add(_to_stored_other(record))
+            continue
+        first, meta = headers[0]
+        if first != META:
+            add(_to_stored_other(record))
+            continue
+        try:
+            unpack, name_length, correlation_length, causation_length = parsers_get(
+                len(meta)
+            ) or _meta_parser(meta)
+            (version, schema_version, raw_id, n, name, c, correlation, k,
+             causation) = unpack(meta)  # fmt: skip
+            # Another layout of the same length: the lengths read tell.
+            if n != name_length or c != correlation_length or k != causation_length:
+                unpack, *_ = _meta_parser(meta)
+                (version, schema_version, raw_id, n, name, c, correlation, k,
+                 causation) = unpack(meta)  # fmt: skip
+            event_id = new_uuid(uuid_class)
+            set_int(event_id, from_bytes(raw_id, "big"))
+            set_is_safe(event_id, unknown)
+            if key != last_key:
+                stream = key.decode()
+                last_key = key
+            # Positional, in StoredEvent's field order, past the named tuple's
+            # Python constructor.
+            add(
+                new(
+                    StoredEvent,
+                    (
+                        event_id,
+                        stream,
+                        version,
+                        name.decode(),
+                        schema_version,
+                        value,
+                        timestamp,
+                        correlation.decode(),
+                        causation.decode(),
+                        none if len(headers) == 1 else _user_headers(headers),
+                        partition,
+                        offset,
+                    ),
+                )
+            )
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise _corrupt(record, f"unreadable metadata or headers: {exc}") from None
+    return out
+
+
+def _user_headers(headers: Headers) -> dict[str, str]:
+    return {name: value.decode() for name, value in headers[1:]}
+
+
+def _to_stored_other(record: LogRecord) -> StoredEvent:
+    """A record in the older layout, or not the store's."""
     key = record.key
     if key is None:
         raise _corrupt(record, "no stream key")
-    if headers and headers[0][0] == META:
-        meta = headers[0][1]
-        try:
-            version, schema_version, event_id = _unpack_fixed(meta)
-            at = 22
-            (length,) = _unpack_length(meta, at)
-            name = meta[at + 2 : at + 2 + length].decode()
-            at += 2 + length
-            (length,) = _unpack_length(meta, at)
-            correlation = meta[at + 2 : at + 2 + length].decode()
-            at += 2 + length
-            (length,) = _unpack_length(meta, at)
-            causation = meta[at + 2 : at + 2 + length].decode()
-        except (struct.error, UnicodeDecodeError) as exc:
-            raise _corrupt(record, f"unreadable metadata: {exc}") from None
-        # Positional, in StoredEvent's field order, past the named tuple's Python
-        # constructor: once per replayed event.
-        return _new_tuple(
-            StoredEvent,
-            (
-                uuid_from_bytes(event_id),
-                key.decode(),
-                version,
-                name,
-                schema_version,
-                record.value,
-                record.timestamp,
-                correlation,
-                causation,
-                {n: v.decode() for n, v in headers[1:]} if len(headers) > 1 else _NONE,
-                record.partition,
-                record.offset,
-            ),
-        )
     return _to_stored_any_order(record, key)
 
 
 def _to_stored_any_order(record: LogRecord, key: bytes) -> StoredEvent:
     meta: dict[str, bytes] = {}
     user: dict[str, str] = {}
-    for name, value in record.headers:
-        if name[:1] == "$":
-            meta[name] = value
-        else:
-            user[name] = value.decode()
     try:
+        for name, value in record.headers:
+            if name[:1] == "$":
+                meta[name] = value
+            else:
+                user[name] = value.decode()
         return StoredEvent(
             event_id=uuid_from_bytes(meta[EVENT_ID]),
             stream_id=key.decode(),
@@ -221,3 +297,5 @@ def _to_stored_any_order(record: LogRecord, key: bytes) -> StoredEvent:
         )
     except KeyError as exc:
         raise _corrupt(record, f"missing header {exc.args[0]}") from None
+    except ValueError as exc:
+        raise _corrupt(record, f"unreadable header: {exc}") from None

@@ -41,12 +41,15 @@ FAST = issubclass(LogRecord, tuple) and getattr(LogRecord, "_fields", ()) == _FI
 
 #: Reads a record's header values at a position and pairs them with their names.
 HeaderReader = Callable[[bytes, int], Headers]
-#: The bytes of a record's header names and value lengths -> (reader, value bytes).
-_shapes: dict[bytes, tuple[HeaderReader, int]] = {}
+#: The bytes of a record's header names and value lengths -> (reader, value bytes,
+#: the name if it is the only header, else ``None``). A lone header (the event
+#: store's) is sliced inline, without the reader's call.
+Shape = tuple[HeaderReader, int, str | None]
+_shapes: dict[bytes, Shape] = {}
 _lengths_structs: dict[int, struct.Struct] = {}
 
 
-def _shape(table: bytes, count: int) -> tuple[HeaderReader, int]:
+def _shape(table: bytes, count: int) -> Shape:
     """Parse a header table (names block + value lengths) the slow way and cache a
     reader for it: records of one kind share the table, so this runs rarely."""
     names: list[str] = []
@@ -65,7 +68,11 @@ def _shape(table: bytes, count: int) -> tuple[HeaderReader, int]:
     lengths = lengths_struct.unpack_from(table, pos)
     if min(lengths) < 0:
         raise ValueError(f"negative header value length in {lengths}")
-    shape = (_header_reader(tuple(names), lengths), sum(lengths))
+    shape = (
+        _header_reader(tuple(names), lengths),
+        sum(lengths),
+        names[0] if count == 1 else None,
+    )
     if len(_shapes) >= _CACHE_LIMIT:
         _shapes.clear()
     _shapes[table] = shape
@@ -161,9 +168,13 @@ def _decode_into(  # noqa: PLR0917 - the hot loop takes plain positional argumen
         if header_count:
             stop = pos + names_length + 4 * header_count
             table = data[pos:stop]
-            read_headers, size = shapes_get(table) or _shape(table, header_count)
-            headers = read_headers(data, stop)
+            read_headers, size, only = shapes_get(table) or _shape(table, header_count)
             pos = stop + size
+            headers = (
+                ((only, data[stop:pos]),)
+                if only is not None
+                else read_headers(data, stop)
+            )
         else:
             headers = ()
         offset = base_offset + delta
@@ -302,11 +313,17 @@ def decode_batches(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917
                 if header_count:
                     table_end = at + names + 4 * header_count
                     table = buf[at:table_end]
-                    read_headers, size = shapes_get(table) or _shape(
+                    read_headers, size, only = shapes_get(table) or _shape(
                         table, header_count
                     )
-                    headers = read_headers(buf, table_end)
                     at = table_end + size
+                    # A value running past the batch is caught below, as
+                    # the records not filling it.
+                    headers = (
+                        ((only, buf[table_end:at]),)
+                        if only is not None
+                        else read_headers(buf, table_end)
+                    )
                 else:
                     headers = ()
                 offset = base + delta
