@@ -156,6 +156,9 @@ class EncodedBatch(NamedTuple):
 Entry = tuple[int, int, bytes | None, bytes, Headers]
 
 _names_blocks: dict[tuple[str, ...], bytes] = {}
+#: ``_names_blocks`` of records with one header, by that header's name.
+_one_names: dict[str, bytes] = {}
+_ONE_LENGTH = struct.Struct(">i")
 _lengths_structs: dict[int, struct.Struct] = {}
 _new_tuple = tuple.__new__
 
@@ -176,6 +179,14 @@ def _names_block(names: tuple[str, ...]) -> bytes:
         if len(_names_blocks) >= _CACHE_LIMIT:
             _names_blocks.clear()
         _names_blocks[names] = block
+    return block
+
+
+def _one_names_block(name: str) -> bytes:
+    block = _names_block((name,))
+    if len(_one_names) >= _CACHE_LIMIT:
+        _one_names.clear()
+    _one_names[name] = block
     return block
 
 
@@ -206,39 +217,8 @@ def encode_batch(
         first_ts = empty_timestamp
     else:
         raise ValueError("a batch needs at least one record")
-    max_ts = first_ts
-    parts: list[bytes] = []
-    add = parts.append
-    pack = RECORD.pack
     try:
-        for delta, ts, key, value, headers in entries:
-            max_ts = max(max_ts, ts)
-            count = len(headers)
-            if count:
-                names = _names_block(tuple(name for name, _ in headers))
-                values = [v for _, v in headers]
-                add(
-                    pack(
-                        delta,
-                        ts - first_ts,
-                        _key_length(key),
-                        len(value),
-                        count,
-                        len(names),
-                    )
-                )
-                if key is not None:
-                    add(key)
-                add(value)
-                add(names)
-                add(_lengths_struct(count).pack(*map(len, values)))
-                parts.extend(values)
-            else:
-                add(pack(delta, ts - first_ts, _key_length(key), len(value), 0, 0))
-                if key is not None:
-                    add(key)
-                add(value)
-        records = b"".join(parts)
+        records, max_ts = _records(entries, first_ts)
     except (TypeError, struct.error) as exc:
         raise _bad_record(exc) from exc
     attributes = compression | (COMPACTED if compacted else 0)
@@ -261,6 +241,63 @@ def encode_batch(
         last_timestamp=entries[-1][1] if entries else first_ts,
         size=CRC_START + len(body),
     )
+
+
+def _records(entries: Sequence[Entry], first_ts: int) -> tuple[bytes, int]:
+    """The records of a batch, back to back, and their largest timestamp."""
+    max_ts = first_ts
+    parts: list[bytes] = []
+    add = parts.append
+    pack = RECORD.pack
+    for delta, ts, key, value, headers in entries:
+        max_ts = max(max_ts, ts)
+        count = len(headers)
+        if count == 1:
+            # One header, as every event-store record has: no tuple of names and
+            # no per-record lengths packer (a third of a long batch's cost).
+            ((name, header_value),) = headers
+            names = _one_names.get(name) or _one_names_block(name)
+            add(
+                pack(
+                    delta,
+                    ts - first_ts,
+                    -1 if key is None else len(key),
+                    len(value),
+                    1,
+                    len(names),
+                )
+            )
+            if key is not None:
+                add(key)
+            add(value)
+            add(names)
+            add(_ONE_LENGTH.pack(len(header_value)))
+            add(header_value)
+        elif count:
+            names = _names_block(tuple(name for name, _ in headers))
+            values = [v for _, v in headers]
+            add(
+                pack(
+                    delta,
+                    ts - first_ts,
+                    _key_length(key),
+                    len(value),
+                    count,
+                    len(names),
+                )
+            )
+            if key is not None:
+                add(key)
+            add(value)
+            add(names)
+            add(_lengths_struct(count).pack(*map(len, values)))
+            parts.extend(values)
+        else:
+            add(pack(delta, ts - first_ts, _key_length(key), len(value), 0, 0))
+            if key is not None:
+                add(key)
+            add(value)
+    return b"".join(parts), max_ts
 
 
 def encode_record(
