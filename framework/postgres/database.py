@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from framework.postgres.ddl import current_version, migrate
-from framework.postgres.errors import translated
+from framework.postgres.errors import translate, translated
 from framework.postgres.notify import Notifier
 from framework.postgres.url import PostgresURL, parse_url
 
@@ -142,6 +142,34 @@ class Database:
                         self._hot = None
                         conn.close()
         finally:
+            self._hot_lock.release()
+
+    def fetchone(
+        self, query: bytes, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """Run one prepared statement and return its first row: ``cursor`` for the
+        single-event append, without the two generator-based context managers
+        (together a tenth of that append's client time)."""
+        if not self._hot_lock.acquire(blocking=False):
+            with self.cursor() as cur:
+                return cur.execute(query, params, prepare=True).fetchone()
+        conn = self._hot
+        try:
+            if conn is None:
+                if self._closed:
+                    raise psycopg_pool.PoolClosed("the database is closed")
+                conn = self._hot = Connection.connect(
+                    self.url.conninfo, autocommit=True
+                )
+            return conn.reused_cursor().execute(query, params, prepare=True).fetchone()
+        except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
+            raise translate(self.url, exc) from exc
+        finally:
+            if conn is not None and (
+                conn.broken or conn.info.transaction_status != IDLE
+            ):
+                self._hot = None
+                conn.close()
             self._hot_lock.release()
 
     def close(self) -> None:

@@ -215,11 +215,14 @@ class PostgresEventStore:
             _check(append)
             partition = self.partition_of(stream_id)
             try:
-                with self.db.cursor() as cur:
-                    appended = self._write_one(cur, 0, append, partition)
-            except (DuplicateRowError, _NotWritten):
-                pass
-            else:
+                row = self.db.fetchone(
+                    self._q_append[len(events) == 1, _kind(expected_version)],
+                    self._params(append, partition),
+                )
+            except DuplicateRowError:
+                row = None
+            if row is not None and row[0] is not None:
+                appended = _appended(append, partition, int(row[0]), int(row[1]))
                 self._announce((appended,))
                 return appended
         return self.append_streams([append])[0]
@@ -301,16 +304,29 @@ class PostgresEventStore:
         self, cur: Cursor, index: int, append: StreamAppend, partition: int
     ) -> Appended:
         events = append.events
-        expected = append.expected_version
-        kind = "any" if expected is None else "new" if expected == 0 else "at"
-        params: dict[str, Any] = {
+        kind = _kind(append.expected_version)
+        if len(events) >= COPY_FROM:
+            params = self._params_head(append, partition)
+            return self._copy_one(cur, index, append, kind, params)
+        query = self._q_append[len(events) == 1, kind]
+        row = cur.execute(query, self._params(append, partition), prepare=True)
+        found = row.fetchone()
+        if found is None or found[0] is None:
+            raise _NotWritten(index)
+        return _appended(append, partition, int(found[0]), int(found[1]))
+
+    def _params_head(self, append: StreamAppend, partition: int) -> dict[str, Any]:
+        return {
             "topic": self._topic_id,
             "partition": partition,
-            "expected": expected,
+            "expected": append.expected_version,
             "stream": append.stream_id,
         }
-        if len(events) >= COPY_FROM:
-            return self._copy_one(cur, index, append, kind, params)
+
+    def _params(self, append: StreamAppend, partition: int) -> dict[str, Any]:
+        """The parameters of an append statement (below ``COPY_FROM`` events)."""
+        events = append.events
+        params = self._params_head(append, partition)
         if len(events) == 1:
             # Scalars, not arrays: dumping eight one-element arrays costs more
             # than the insert on the fast path of single-event saves.
@@ -333,11 +349,7 @@ class PostgresEventStore:
             params["version"] = [e.version for e in events]
             params["corr"] = [e.correlation_id for e in events]
             params["caus"] = [e.causation_id for e in events]
-        query = self._q_append[len(events) == 1, kind]
-        row = cur.execute(query, params, prepare=True).fetchone()
-        if row is None or row[0] is None:
-            raise _NotWritten(index)
-        return _appended(append, partition, int(row[0]), int(row[1]))
+        return params
 
     def _copy_one(
         self,
@@ -666,6 +678,11 @@ def _appended(
         first_version=first_version,
         last_version=first_version + n - 1,
     )
+
+
+def _kind(expected: int | None) -> str:
+    """How an expected version is given: ``any`` (None), ``new`` (0) or ``at``."""
+    return "any" if expected is None else "new" if expected == 0 else "at"
 
 
 def _check(append: StreamAppend) -> None:
