@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
 import pytest
 
 from framework.errors import ConcurrencyError
@@ -213,3 +214,22 @@ def test_threads_share_the_short_statement_connection_and_the_pool(
         thread.join(60)
     assert errors == []
     assert [store.stream_version(f"s{n}") for n in range(4)] == [30] * 4
+
+
+def test_an_append_on_a_dropped_connection_fails_clearly_and_the_next_one_works(
+    schema: str, closing: list[Closer]
+) -> None:
+    store = PostgresEventStore(
+        with_schema(database_url(), schema), config=TopicConfig(partitions=1)
+    )
+    closing.append(store.close)
+    store.append("s", [new_event()], expected_version=0)
+    with store.db.cursor() as cur:
+        hot_pid = cur.connection.info.backend_pid
+    # The server drops the connection between two appends (a restart, a timeout).
+    with psycopg.connect(database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (hot_pid,))
+    with pytest.raises(StoreConnectionError):
+        store.append("s", [new_event()], expected_version=1)
+    assert store.append("s", [new_event()], expected_version=1).last_version == 2
+    assert store.stream_version("s") == 2
