@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -28,6 +28,15 @@ logger = logging.getLogger("framework.postgres")
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 IDLE = TransactionStatus.IDLE
+T = TypeVar("T")
+
+
+def _first_row(cursor: Cursor) -> tuple[Any, ...] | None:
+    return cursor.fetchone()
+
+
+def _all_rows(cursor: Cursor) -> list[tuple[Any, ...]]:
+    return cursor.fetchall()
 
 
 class Connection(psycopg.Connection[tuple[Any, ...]]):
@@ -145,14 +154,33 @@ class Database:
             self._hot_lock.release()
 
     def fetchone(
-        self, query: bytes, params: Mapping[str, Any]
+        self, query: bytes, params: Mapping[str, Any] | Sequence[Any]
     ) -> tuple[Any, ...] | None:
         """Run one prepared statement and return its first row: ``cursor`` for the
-        single-event append, without the two generator-based context managers
-        (together a tenth of that append's client time)."""
+        hot paths (a single-event append), without the two generator-based context
+        managers (together a tenth of that append's client time)."""
+        return self._run(query, params, False, _first_row)
+
+    def fetchall(
+        self,
+        query: bytes,
+        params: Mapping[str, Any] | Sequence[Any],
+        *,
+        binary: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """``fetchone`` for every row (loading a stream)."""
+        return self._run(query, params, binary, _all_rows)
+
+    def _run(
+        self,
+        query: bytes,
+        params: Mapping[str, Any] | Sequence[Any],
+        binary: bool,
+        fetch: Callable[[Cursor], T],
+    ) -> T:
         if not self._hot_lock.acquire(blocking=False):
             with self.cursor() as cur:
-                return cur.execute(query, params, prepare=True).fetchone()
+                return fetch(cur.execute(query, params, prepare=True, binary=binary))
         conn = self._hot
         try:
             if conn is None:
@@ -161,7 +189,8 @@ class Database:
                 conn = self._hot = Connection.connect(
                     self.url.conninfo, autocommit=True
                 )
-            return conn.reused_cursor().execute(query, params, prepare=True).fetchone()
+            cur = conn.reused_cursor()
+            return fetch(cur.execute(query, params, prepare=True, binary=binary))
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             raise translate(self.url, exc) from exc
         finally:

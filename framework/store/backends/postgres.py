@@ -491,12 +491,11 @@ class PostgresEventStore:
         if from_version < 1:
             raise ValueError(f"from_version counts from 1, got {from_version}")
         upper = _MAX_VERSION if to_version is None else to_version
-        with self.db.cursor() as cur:
-            rows = cur.execute(
-                self._q_read_stream,
-                (self._topic_id, stream_id, from_version, upper),
-                binary=True,
-            ).fetchall()
+        rows = self.db.fetchall(
+            self._q_read_stream,
+            (self._topic_id, stream_id, from_version, upper),
+            binary=True,
+        )
         return _to_stored(self.topic, rows)
 
     def read_partition(
