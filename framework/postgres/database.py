@@ -139,19 +139,28 @@ class Database:
             return
         try:
             with translated(self.url):
-                if self._hot is None:
-                    if self._closed:
-                        raise psycopg_pool.PoolClosed("the database is closed")
-                    self._hot = Connection.connect(self.url.conninfo, autocommit=True)
-                conn = self._hot
+                conn = self._hot_connection()
                 try:
                     yield conn.reused_cursor()
                 finally:
-                    if conn.broken or conn.info.transaction_status != IDLE:
-                        self._hot = None
-                        conn.close()
+                    self._check_hot(conn)
         finally:
             self._hot_lock.release()
+
+    def _hot_connection(self) -> Connection:
+        """The short-statement connection, opened if need be (``_hot_lock`` held)."""
+        if self._hot is None:
+            if self._closed:
+                raise psycopg_pool.PoolClosed("the database is closed")
+            self._hot = Connection.connect(self.url.conninfo, autocommit=True)
+        return self._hot
+
+    def _check_hot(self, conn: Connection) -> None:
+        """After a use: a connection that broke, or was left inside a transaction,
+        is closed, and the next use opens another (``_hot_lock`` held)."""
+        if conn.broken or conn.info.transaction_status != IDLE:
+            self._hot = None
+            conn.close()
 
     def fetchone(
         self, query: bytes, params: Mapping[str, Any] | Sequence[Any]
@@ -181,24 +190,16 @@ class Database:
         if not self._hot_lock.acquire(blocking=False):
             with self.cursor() as cur:
                 return fetch(cur.execute(query, params, prepare=True, binary=binary))
-        conn = self._hot
         try:
-            if conn is None:
-                if self._closed:
-                    raise psycopg_pool.PoolClosed("the database is closed")
-                conn = self._hot = Connection.connect(
-                    self.url.conninfo, autocommit=True
-                )
-            cur = conn.reused_cursor()
-            return fetch(cur.execute(query, params, prepare=True, binary=binary))
+            conn = self._hot_connection()
+            try:
+                cur = conn.reused_cursor()
+                return fetch(cur.execute(query, params, prepare=True, binary=binary))
+            finally:
+                self._check_hot(conn)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             raise translate(self.url, exc) from exc
         finally:
-            if conn is not None and (
-                conn.broken or conn.info.transaction_status != IDLE
-            ):
-                self._hot = None
-                conn.close()
             self._hot_lock.release()
 
     def close(self) -> None:
