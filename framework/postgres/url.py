@@ -28,7 +28,8 @@ class PostgresURL:
     libpq, which refuses parameters it does not know:
 
     - ``schema``: the schema holding the tables (default ``framework``);
-    - ``pool_min`` / ``pool_max``: connection pool bounds (default 1 / 10);
+    - ``pool_min`` / ``pool_max``: connection pool bounds (default 1 / 10); one more
+      connection, beside the pool, serves short statements;
     - ``connect_timeout``: seconds to wait for a connection (default 10; libpq's
       own parameter, also passed on to it);
     - ``notify``: ``0`` turns off NOTIFY after appends (default on).
