@@ -2,6 +2,7 @@
 
 ``crash DIR RUN``   append batches forever, printing each acknowledged one
 ``crash-small DIR RUN`` the same with small batches only, into preallocated space
+``crash-threads DIR RUN`` the same from four threads (group commit)
 ``append DIR TAG N`` append N one-record batches tagged TAG, then exit
 ``cas DIR TAG N``    the same with conditional appends, retried on a stale end offset
 ``hold DIR``        take partition 0's writer lock of topic ``c``, say so, and sleep
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +46,37 @@ def crash(path: str, run: int, pads: tuple[int, ...]) -> None:
         result = log.append("c", 0, [Record(value=v) for v in values])
         print(f"{result.base_offset} {result.last_offset} {run}:{number}", flush=True)
         number += 1
+
+
+def crash_threads(path: str, run: int, threads: int) -> None:
+    """``crash`` from several threads at once, so that kills land inside group
+    commits; a thread's batches are numbered from ``thread * 1,000,000``."""
+    log = SegmentLog(path)
+    log.ensure_topic("c", CONFIG)
+    printing = threading.Lock()
+
+    def writer(thread: int) -> None:
+        rng = random.Random(run * 100 + thread)
+        number = thread * 1_000_000
+        while True:
+            count = rng.randint(1, 4)
+            values = batch_values(run, number, count, rng.choice((10, 100, 1000)))
+            result = log.append("c", 0, [Record(value=v) for v in values])
+            with printing:
+                print(
+                    f"{result.base_offset} {result.last_offset} {run}:{number}",
+                    flush=True,
+                )
+            number += 1
+
+    workers = [
+        threading.Thread(target=writer, args=(t,), daemon=True) for t in range(threads)
+    ]
+    print("ready", flush=True)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 def append(path: str, tag: str, count: int) -> None:
@@ -93,6 +126,8 @@ if __name__ == "__main__":
         crash(directory, int(rest[0]), (10, 100, 1000, 20_000, 300_000))
     elif mode == "crash-small":
         crash(directory, int(rest[0]), (10, 100, 1000))
+    elif mode == "crash-threads":
+        crash_threads(directory, int(rest[0]), 4)
     elif mode == "append":
         append(directory, rest[0], int(rest[1]))
     elif mode == "cas":

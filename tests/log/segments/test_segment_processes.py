@@ -52,15 +52,15 @@ def check_log(path: Path, acknowledged: dict[str, tuple[int, int]]) -> int:
     return len(records)
 
 
-def test_killed_writers_lose_no_acknowledged_batch_and_leave_no_partial_one(
-    tmp_path: Path, spawn: Spawn
-) -> None:
-    path = tmp_path / "log"
-    rng = random.Random(20240611)
+def kill_and_check(
+    path: Path, spawn: Spawn, mode: str, kills: int, seed: int
+) -> dict[str, tuple[int, int]]:
+    """Start a ``mode`` writer, SIGKILL it at a random moment, reopen and check
+    the log against every acknowledgement so far; ``kills`` times."""
+    rng = random.Random(seed)
     acknowledged: dict[str, tuple[int, int]] = {}
-    kills = 0
-    for run in range(50):
-        process = spawn("crash", path, run)
+    for run in range(kills):
+        process = spawn(mode, path, run)
         assert process.stdout is not None
         if rng.random() < 0.1:
             time.sleep(rng.uniform(0, 0.15))  # sometimes while it opens and recovers
@@ -70,13 +70,36 @@ def test_killed_writers_lose_no_acknowledged_batch_and_leave_no_partial_one(
         process.kill()
         out, err = process.communicate(timeout=10)
         assert process.returncode == -9, err
-        kills += 1
         for line in out.split("\n")[:-1]:  # a line cut off by the kill is not counted
             if line != "ready":
                 base, last, name = line.split()
                 acknowledged[name] = (int(base), int(last))
         check_log(path, acknowledged)
-    assert kills == 50
+    return acknowledged
+
+
+def test_killed_threaded_writers_lose_no_acknowledged_batch(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # Four threads per process: kills land inside group commits, where the append
+    # that completes a group writes and fsyncs the others' batches.
+    acknowledged = kill_and_check(tmp_path / "log", spawn, "crash-threads", 15, 7)
+    assert len(acknowledged) > 15
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["crash", "crash-small", "crash-threads"])
+def test_soak_hundreds_of_kills_lose_nothing_acknowledged(
+    tmp_path: Path, spawn: Spawn, mode: str
+) -> None:
+    acknowledged = kill_and_check(tmp_path / "log", spawn, mode, 300, 11)
+    assert len(acknowledged) > 300
+
+
+def test_killed_writers_lose_no_acknowledged_batch_and_leave_no_partial_one(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    acknowledged = kill_and_check(tmp_path / "log", spawn, "crash", 50, 20240611)
     assert len(acknowledged) > 50
 
 
