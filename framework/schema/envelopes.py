@@ -18,7 +18,6 @@ class StoredLike(Protocol):
     tuple whose fields are ``EventEnvelope``'s without ``event``, with ``data``
     after ``version`` (a test holds the two orders together)."""
 
-    def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
     def __iter__(self) -> Iterator[Any]: ...
 
     @property
