@@ -3,9 +3,16 @@ acknowledged once, after the group's fsync, whichever thread committed it."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
+from collections.abc import Iterator
 
+import pytest
+
+from framework.errors import LogError
+from framework.log.backends.segments import groupcommit
 from framework.log.backends.segments.batch import encode_record
 from framework.log.backends.segments.groupcommit import GroupCommit, Pending
 
@@ -39,9 +46,11 @@ def _wait_until(condition: object, what: str) -> None:
         time.sleep(0.001)
 
 
-def test_the_append_that_completes_a_group_commits_it_for_the_gathering_leader() -> (
-    None
-):
+def test_the_append_that_completes_a_group_commits_it_for_the_gathering_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Gathering waits for the group however slowly the second thread starts.
+    monkeypatch.setattr(groupcommit, "GATHER_SECONDS", 10.0)
     recorder = Recorder()
     commit = GroupCommit(recorder.write, recorder.sync, durable=True)
     # As after a group of two: the next leader gathers until two appends queue.
@@ -116,3 +125,101 @@ def test_many_threads_each_get_their_own_offsets_once() -> None:
     written = [p for _, group in recorder.groups for p in group]
     assert len(written) == 1200
     assert recorder.syncs == len(recorder.groups)
+
+
+class Blocking(Recorder):
+    """A write that holds the first group until released, to stage who waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, group: list[Pending]) -> bool:
+        if not self.groups:
+            self.entered.set()
+            assert self.release.wait(10)
+        return super().write(group)
+
+
+class Interrupted(Exception):
+    """Stands in for KeyboardInterrupt: raised in the main thread by a signal."""
+
+
+@contextlib.contextmanager
+def _interrupt_after(seconds: float) -> Iterator[None]:
+    """Raise ``Interrupted`` in this (the main) thread after ``seconds``, wherever
+    it waits, as Ctrl-C would."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_an_append_interrupted_while_queued_is_dropped_and_the_others_go_on() -> None:
+    recorder = Blocking()
+    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    first, interrupted, later = (Pending(RECORD, None) for _ in range(3))
+    committing = threading.Thread(target=commit.submit, args=(first,))
+    committing.start()
+    assert recorder.entered.wait(10)
+    # The main thread queues behind the commit in progress and is interrupted.
+    with pytest.raises(Interrupted), _interrupt_after(0.05):
+        commit.submit(interrupted)
+    assert commit.queued == 0
+    assert isinstance(interrupted.error, LogError)
+    recorder.release.set()
+    committing.join(10)
+    assert not committing.is_alive()
+    commit.submit(later)  # the lead was not left with the interrupted append
+    assert (first.base, later.base, interrupted.base) == (0, 1, -1)
+    assert [len(group) for _, group in recorder.groups] == [1, 1]
+
+
+def test_an_append_interrupted_while_its_group_commits_does_not_stall_the_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(groupcommit, "GATHER_SECONDS", 10.0)
+    recorder = Blocking()
+    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit._last_group = 3
+    leader, interrupted, completer = (Pending(RECORD, None) for _ in range(3))
+    gathering = threading.Thread(target=commit.submit, args=(leader,))
+    gathering.start()
+    _wait_until(lambda: commit._gathering, "the leader to gather")
+    completing = threading.Thread(target=commit.submit, args=(completer,))
+
+    def complete_once_queued() -> None:
+        _wait_until(lambda: commit.queued == 2, "the main thread to queue")
+        completing.start()
+
+    starter = threading.Thread(target=complete_once_queued)
+    starter.start()
+    # The main thread joins the group; the completer's write holds it while the
+    # main thread is interrupted.
+    with pytest.raises(Interrupted), _interrupt_after(0.3):
+        commit.submit(interrupted)
+    assert recorder.entered.is_set()
+    recorder.release.set()
+    for thread in (starter, completing, gathering):
+        thread.join(10)
+        assert not thread.is_alive()
+    # Its batch was written with the group (the interrupt came too late to stop
+    # it); the other two were acknowledged.
+    assert [len(group) for _, group in recorder.groups] == [3]
+    assert sorted((leader.base, interrupted.base, completer.base)) == [0, 1, 2]
+    assert leader.done
+    assert completer.done
+    assert leader.error is None
+    assert completer.error is None
+    later = Pending(RECORD, None)
+    commit._last_group = 1
+    commit.submit(later)
+    assert later.base == 3

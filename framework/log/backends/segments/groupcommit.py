@@ -10,14 +10,19 @@ runs, splitting into two cohorts of half the size. A leader therefore first wait
 briefly (``GATHER_SECONDS`` at most), until as many appends are queued as the last
 group had: much like PostgreSQL's ``commit_delay`` with ``commit_siblings``. The
 append that completes the group commits it from its own thread, so that the leader
-need not be woken for it (a thread hand-off costs tens of microseconds here); the
-leader returns when that commit wakes it. A lone appender never waits.
+need not be woken for it (a thread hand-off costs tens of microseconds here). A lone
+appender never waits.
+
+Each waiting thread sleeps on a lock of its own. After the fsync the committing
+thread wakes only the first of its group, and each woken thread wakes the next, so
+that they do not all wake at once to fight over the GIL: the committing thread
+returns about 20 µs sooner. (The group's throughput measured the same either way:
+the GIL runs the woken threads one after another regardless.)
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from framework.errors import LogError
@@ -39,7 +44,17 @@ class FsyncFailedError(LogError):
 class Pending:
     """One queued append: its batch, the lock its thread sleeps on, its outcome."""
 
-    __slots__ = ("base", "done", "encoded", "error", "expected", "taken", "wake")
+    __slots__ = (
+        "abandoned",
+        "base",
+        "done",
+        "encoded",
+        "error",
+        "expected",
+        "relay",
+        "taken",
+        "wake",
+    )
 
     def __init__(self, encoded: EncodedBatch, expected: int | None) -> None:
         self.encoded = encoded
@@ -48,12 +63,15 @@ class Pending:
         self.base = -1
         self.error: BaseException | None = None
         self.done = False
-        #: Taken into a group by the append that completed it (see ``submit``).
+        #: Taken into a group by the thread committing it.
         self.taken = False
-        # Released when the append is done or its thread is to lead the next group:
-        # waking exactly one thread is much cheaper than notify_all on a condition.
-        # Only an append that has to wait gets one (a lone appender leads at once).
+        #: Its thread stopped waiting (an interrupt): not woken, not relayed through.
+        self.abandoned = False
+        # Released when the append is done or its thread is to lead the next group.
+        # Only an append that has to wait gets one (a lone appender commits at once).
         self.wake: threading.Lock | None = None
+        #: The next append of its group to wake once this one's thread is awake.
+        self.relay: Pending | None = None
 
 
 #: Writes a group's batches (setting ``base`` or ``error`` on each); returns whether
@@ -65,13 +83,12 @@ class GroupCommit:
     """The commit queue of one partition in this process."""
 
     __slots__ = (
-        "_cond",
         "_dirty",
         "_durable",
         "_failure",
         "_gathering",
         "_last_group",
-        "_leading",
+        "_leader",
         "_lock",
         "_queue",
         "_sync",
@@ -86,12 +103,13 @@ class GroupCommit:
         self._sync = sync
         #: fsync before acknowledging (``fsync="always"``), else leave it to flushes.
         self._durable = durable
-        # Entered directly rather than through the condition, whose ``with`` runs
-        # Python code: holding the lock is holding the condition.
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        #: Appends waiting for the next group, the leader's among them.
         self._queue: list[Pending] = []
-        self._leading = False
+        #: The append whose thread gathers or commits the next group; None when no
+        #: append is in flight. Whoever holds the lead hands it on when done.
+        self._leader: Pending | None = None
+        #: The leader is waiting for its group to fill (an arrival may complete it).
         self._gathering = False
         self._last_group = 1
         self._dirty = False
@@ -112,99 +130,137 @@ class GroupCommit:
     def submit(self, pending: Pending) -> None:
         """Queue an append and return once it is committed (its ``base`` set) or
         refused (its ``error`` set)."""
-        wake = None
         group: list[Pending] | None = None
+        gather = False
         with self._lock:
             if self._failure is not None:
                 raise FsyncFailedError(self._failure)
-            if not (self._leading or self._queue) and self._last_group == 1:
-                # A lone appender: nobody to gather or wait for, so it commits at
-                # once without queueing (appends arriving meanwhile queue up).
-                self._leading = True
-                solo = True
+            if self._leader is None:
+                # Nothing in flight, so the queue is empty: this append leads.
+                self._leader = pending
+                if self._last_group == 1:
+                    # A lone appender: nobody to gather or wait for, so it commits
+                    # at once (appends arriving meanwhile queue up).
+                    solo = True
+                else:
+                    solo = False
+                    self._queue.append(pending)
+                    self._gathering = gather = True
+                    wake = pending.wake = threading.Lock()
+                    wake.acquire()
             else:
                 solo = False
-                self._queue.append(pending)
-                if self._gathering and len(self._queue) >= self._last_group:
+                queue = self._queue
+                queue.append(pending)
+                if self._gathering and len(queue) >= self._last_group:
                     # This append completes the group the leader is gathering: it
                     # commits the group itself rather than wake the leader to do
                     # it, which saves a thread hand-off (tens of microseconds, as
                     # much as a third of an fsync) per group.
-                    group, self._queue = self._queue, []
-                    self._gathering = False
-                    for taken in group:
-                        taken.taken = True
-                elif self._leading:
+                    group = self._take()
+                    self._leader = pending
+                else:
                     wake = pending.wake = threading.Lock()
                     wake.acquire()
-                self._leading = True
         if solo:
             try:
                 self._commit([pending])
             finally:
                 self._finish_alone(pending)
-            return
-        if group is not None:
-            try:
-                self._commit(group)
-            finally:
-                self._finish(pending, group)
-            return
-        if wake is not None:
-            wake.acquire()  # until done, or handed the lead
-            if pending.done:
-                return
-        self._lead(pending)
+        elif group is not None:
+            self._commit_group(pending, group)
+        elif gather:
+            self._gather(pending, wake)
+        else:
+            self._wait(pending, wake)
 
-    def _lead(self, own: Pending) -> None:
-        """Commit the queued appends as one group, then wake them, and hand the lead
-        to the first append queued meanwhile (if any)."""
-        group: list[Pending] = []
+    def _take(self) -> list[Pending]:
+        """The queue as the next group (the lock is held)."""
+        group, self._queue = self._queue, []
+        self._gathering = False
+        for taken in group:
+            taken.taken = True
+        return group
+
+    def _wait(self, own: Pending, wake: threading.Lock) -> None:
+        """Sleep until the append is done, or until handed the lead."""
         try:
-            with self._lock:
-                if len(self._queue) < self._last_group:
-                    self._gathering = True
-                    deadline = time.monotonic() + GATHER_SECONDS
-                    while len(self._queue) < self._last_group and not own.taken:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        self._cond.wait(left)
-                    if own.taken:
-                        # The append that completed the group commits it; it
-                        # wakes this thread when done and hands the lead on.
-                        while not own.done:
-                            self._cond.wait()
-                        return
-                    self._gathering = False
-                group, self._queue = self._queue, []
+            wake.acquire()
+            if own.done:
+                self._relay(own)
+                return
+        except BaseException:
+            self._abandon(own)
+            raise
+        # Handed the lead by the thread that committed the last group.
+        with self._lock:
+            if len(self._queue) >= self._last_group:
+                group = self._take()
+            else:
+                group = None
+                self._gathering = True
+        if group is not None:
+            self._commit_group(own, group)
+        else:
+            self._gather(own, wake)
+
+    def _gather(self, own: Pending, wake: threading.Lock) -> None:
+        """Lead: wait briefly for the group to fill. The append that fills it
+        commits it, and this thread is woken when it is done; if it stays short,
+        this thread commits what has queued."""
+        try:
+            if wake.acquire(True, GATHER_SECONDS):
+                group = None
+            else:
+                with self._lock:
+                    group = None if own.taken else self._take()
+                if group is None:
+                    wake.acquire()  # the group was completed just now
+            if group is None:
+                self._relay(own)
+                return
+        except BaseException:
+            self._abandon(own)
+            raise
+        self._commit_group(own, group)
+
+    def _relay(self, own: Pending) -> None:
+        """Wake the next thread of the group: one at a time, see the module doc.
+        Runs at most once per append (``_abandon`` may run it too)."""
+        following = own.relay
+        if following is not None:
+            own.relay = None
+            following.wake.release()  # type: ignore[union-attr]
+
+    def _commit_group(self, own: Pending, group: list[Pending]) -> None:
+        try:
             self._commit(group)
         finally:
-            if not own.taken:
-                self._finish(own, group)
+            self._finish(own, group)
 
     def _finish(self, own: Pending, group: list[Pending]) -> None:
         successor = None
         with self._lock:
-            if own in self._queue:  # interrupted before taking the group
-                self._queue.remove(own)
-                own.error = own.error or LogError("the append was interrupted")
-            own.done = True
+            self._last_group = max(1, len(group))
+            previous = None
+            first = None
             for pending in group:
                 pending.done = True
-            self._last_group = max(1, len(group))
+                if pending is own or pending.abandoned:
+                    continue
+                if previous is None:
+                    first = pending
+                else:
+                    previous.relay = pending
+                previous = pending
             if self._queue:
-                successor = self._queue[0]
+                successor = self._leader = self._queue[0]
             else:
-                self._leading = False
-            if own.taken:
-                # The leader that gathered this group waits on the condition.
-                self._cond.notify_all()
-        for pending in group:
-            if pending is not own and pending.wake is not None:
-                pending.wake.release()
-        if successor is not None and successor.wake is not None:
-            successor.wake.release()
+                self._leader = None
+        if first is not None:
+            first.wake.release()  # type: ignore[union-attr]
+        if successor is not None:
+            successor.wake.release()  # type: ignore[union-attr]
 
     def _finish_alone(self, own: Pending) -> None:
         """``_finish`` for an append that committed alone: it never queued, and the
@@ -212,11 +268,33 @@ class GroupCommit:
         with self._lock:
             own.done = True
             if not self._queue:
-                self._leading = False
+                self._leader = None
                 return
-            successor = self._queue[0]
-        if successor.wake is not None:
-            successor.wake.release()
+            successor = self._leader = self._queue[0]
+        successor.wake.release()  # type: ignore[union-attr]
+
+    def _abandon(self, own: Pending) -> None:
+        """Its thread was interrupted while waiting: keep the others going."""
+        successor = None
+        with self._lock:
+            if own.done:
+                pass  # the relay runs through it: passed on below
+            elif own.taken:
+                # Its group is being committed; the committer will not wake it.
+                own.abandoned = True
+            else:
+                self._queue.remove(own)
+                own.error = LogError("the append was interrupted before it was written")
+                if self._leader is own:
+                    self._gathering = False
+                    if self._queue:
+                        successor = self._leader = self._queue[0]
+                    else:
+                        self._leader = None
+        if own.done:
+            self._relay(own)
+        if successor is not None:
+            successor.wake.release()  # type: ignore[union-attr]
 
     def _commit(self, group: list[Pending]) -> None:
         try:
