@@ -72,12 +72,14 @@ def test_appends_go_into_preallocated_space_and_read_back_after_reopening(
     tmp_path: Path,
 ) -> None:
     log_file = make(tmp_path, 5)
-    assert log_file.stat().st_size == preallocation.FIRST_STEP
-    assert data_end(log_file) < preallocation.FIRST_STEP
+    # One step of preallocation, capped at the segment size (1 MiB here).
+    reserved = min(preallocation.STEP, 1 << 20)
+    assert log_file.stat().st_size == reserved
+    assert data_end(log_file) < reserved
     with SegmentLog(tmp_path) as log:
         assert [r.value[:3] for r in read_all(log)] == [b"%03d" % i for i in range(5)]
         assert log.append("t", 0, [Record(value=b"more")]).base_offset == 5
-    assert log_file.stat().st_size == preallocation.FIRST_STEP
+    assert log_file.stat().st_size == reserved
 
 
 def test_without_preallocation_a_segment_is_as_long_as_its_batches(
@@ -93,11 +95,11 @@ def test_without_preallocation_a_segment_is_as_long_as_its_batches(
         assert [r.value for r in read_all(log)] == [b"x.", b"y."]
 
 
-def test_preallocation_grows_in_steps_and_never_past_the_segment_size() -> None:
-    first, largest = preallocation.FIRST_STEP, preallocation.LARGEST_STEP
-    assert preallocation.target_size(0, 100, 1 << 30) == first
-    assert preallocation.target_size(first, first + 1, 1 << 30) == 2 * first
-    assert preallocation.target_size(1 << 30, 1 << 30, 1 << 40) == (1 << 30) + largest
+def test_preallocation_grows_in_equal_steps_and_never_past_the_segment_size() -> None:
+    step = preallocation.STEP
+    assert preallocation.target_size(0, 100, 1 << 30) == step
+    assert preallocation.target_size(step, step + 1, 1 << 30) == 2 * step
+    assert preallocation.target_size(1 << 30, 1 << 30, 1 << 40) == (1 << 30) + step
     assert preallocation.target_size(0, 100, 4096) == 4096
     assert preallocation.target_size(0, 9000, 4096) == 9000  # a batch larger than it
 
