@@ -13,6 +13,7 @@ import attrs
 
 from framework.application.settings import (
     AppSettings,
+    events_config,
     open_read_models,
     open_store,
     resolve_url,
@@ -28,7 +29,6 @@ from framework.errors import (
     ConfigurationError,
     ProjectionError,
 )
-from framework.log.config import TopicConfig
 from framework.log.ports import Log
 from framework.projections.ports import InlineReadModelStore, ReadModelStore
 from framework.projections.positions import PositionBoard
@@ -92,7 +92,7 @@ class Application:
             self.store = LogEventStore(
                 log,
                 topic=self.settings.events_topic,
-                config=TopicConfig(partitions=self.settings.partitions),
+                config=events_config(self.settings),
             )
         else:
             self.url = resolve_url(url, self.settings)

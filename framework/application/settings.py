@@ -28,11 +28,14 @@ STORE_URL_ENV = "FRAMEWORK_STORE_URL"
 class AppSettings:
     """``store_url`` is used when ``Application`` is given no URL (then
     ``FRAMEWORK_STORE_URL`` is read). ``partitions`` applies when the events topic is
-    created; an existing topic keeps its own count. ``command_retry`` bounds how
-    often a command is retried on ``ConcurrencyError``."""
+    created; an existing topic keeps its own count. Left at None, the backend
+    chooses: one partition on ``file:`` and ``memory://`` (one file to fsync, a total
+    order, and every writer thread shares group commits), eight on PostgreSQL
+    (writers to different partitions commit in parallel). ``command_retry`` bounds
+    how often a command is retried on ``ConcurrencyError``."""
 
     store_url: str | None = None
-    partitions: int = 8
+    partitions: int | None = None
     events_topic: str = "events"
     command_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
 
@@ -103,6 +106,13 @@ def _scheme(url: str) -> str:
     return url.split(":", 1)[0].lower() if ":" in url else ""
 
 
+def events_config(settings: AppSettings) -> TopicConfig | None:
+    """The events topic's settings, or None to leave them to the store."""
+    if settings.partitions is None:
+        return None
+    return TopicConfig(partitions=settings.partitions)
+
+
 def open_store(url: str, settings: AppSettings) -> EventStore:
     """The event store a URL names: a native one, or ``LogEventStore`` on its log."""
     scheme = _scheme(url)
@@ -112,7 +122,7 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
     return LogEventStore(
         open_log(url),
         topic=settings.events_topic,
-        config=TopicConfig(partitions=settings.partitions),
+        config=events_config(settings),
         # Files outlive the process: keep stream-index snapshots beside them.
         index_dir=file_root(url) / "index" if scheme == "file" else None,
     )

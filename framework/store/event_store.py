@@ -15,7 +15,12 @@ from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
 from framework.store.ports import StreamAppend
 from framework.store.position import Position
-from framework.store.records import event_id_of, to_record, to_stored_all
+from framework.store.records import (
+    event_id_of,
+    to_record,
+    to_records,
+    to_stored_all,
+)
 
 logger = logging.getLogger("framework.store")
 
@@ -31,6 +36,22 @@ _CHUNK = 500
 EVENTS_TOPIC = "events"
 
 _new_tuple = tuple.__new__
+
+
+def events_topic(
+    log: Log, topic: str, config: TopicConfig | None, *, default_partitions: int
+) -> TopicConfig:
+    """The events topic's configuration, creating the topic if it is missing.
+
+    An explicit ``config`` must match an existing topic's partition count
+    (``TopicConfigConflictError`` otherwise). Without one, an existing topic is
+    taken as it is, so that a store created under another default still opens.
+    """
+    if config is None:
+        if topic in log.topics():
+            return log.topic_config(topic)
+        config = TopicConfig(partitions=default_partitions)
+    return log.ensure_topic(topic, config)
 
 
 class LogEventStore:
@@ -53,7 +74,11 @@ class LogEventStore:
         large log catches up from the last snapshot instead of the first record."""
         self.log = log
         self.topic = topic
-        self.config = log.ensure_topic(topic, config or TopicConfig(partitions=8))
+        # One partition by default: on files, appends then go to one file, whose
+        # fsyncs cost less than spreading over several, every writer thread shares
+        # one group commit, and all events have one order. Several partitions pay
+        # off where writers run in several processes or projections in a group.
+        self.config = events_topic(log, topic, config, default_partitions=1)
         self.partitions = self.config.partitions
         self._partition_cache: dict[str, int] = {}
         #: Each stream is appended on its own: a log has no multi-partition batch.
@@ -70,9 +95,14 @@ class LogEventStore:
             index.restore(log)
 
     def partition_of(self, stream_id: str) -> int:
+        return self._partition(stream_id, stream_id.encode())
+
+    def _partition(self, stream_id: str, key: bytes) -> int:
+        if self.partitions == 1:  # the embedded default: nothing to hash
+            return 0
         partition = self._partition_cache.get(stream_id)
         if partition is None:
-            partition = self._route(stream_id, stream_id.encode())
+            partition = self._route(stream_id, key)
         return partition
 
     def _route(self, stream_id: str, key: bytes) -> int:
@@ -111,9 +141,7 @@ class LogEventStore:
                 f"expected_version must be None or >= 0, got {expected_version}"
             )
         key = stream_id.encode()
-        partition = self._partition_cache.get(stream_id)
-        if partition is None:
-            partition = self._route(stream_id, key)
+        partition = self._partition(stream_id, key)
         index = self._indexes[partition]
         # The index is trusted without reading the log first: the append is
         # conditional on the end offset the index has reached, so a stale index
@@ -139,9 +167,7 @@ class LogEventStore:
             if len(events) == 1:  # the usual save, without a comprehension
                 records = [to_record(key, actual + 1, events[0])]
             else:
-                records = [
-                    to_record(key, actual + i, e) for i, e in enumerate(events, 1)
-                ]
+                records = to_records(key, actual + 1, events)
             try:
                 result = self.log.append(
                     self.topic, partition, records, expected_end_offset=end

@@ -105,6 +105,62 @@ def to_record(stream_key: bytes, stream_version: int, event: NewEvent) -> Record
     )
 
 
+def to_records(
+    stream_key: bytes, first_version: int, events: Sequence[NewEvent]
+) -> list[Record]:
+    """``to_record`` for successive events of one stream: what they share (the
+    name, the correlation and causation ids of one command) is encoded once."""
+    records: list[Record] = []
+    add = records.append
+    texts: tuple[str, str, str] | None = None
+    pack = _FIXED.pack  # replaced below before use
+    name = correlation = causation = b""
+    name_length = correlation_length = causation_length = 0
+    for version, event in enumerate(events, first_version):
+        event_texts = (event.name, event.correlation_id, event.causation_id)
+        if event_texts != texts:
+            texts = event_texts
+            name = event.name.encode()
+            correlation = event.correlation_id.encode()
+            causation = event.causation_id.encode()
+            lengths = (len(name), len(correlation), len(causation))
+            name_length, correlation_length, causation_length = lengths
+            pack = (_meta_packers.get(lengths) or _meta_packer(lengths)).pack
+        try:
+            meta = (
+                META,
+                pack(
+                    version,
+                    event.version,
+                    event.event_id.bytes,
+                    name_length,
+                    name,
+                    correlation_length,
+                    correlation,
+                    causation_length,
+                    causation,
+                ),
+            )
+        except struct.error:
+            pack_meta(version, event)  # raises the ValueError that names the field
+            raise
+        user = event.headers
+        add(
+            _new_tuple(
+                Record,
+                (
+                    event.data,
+                    stream_key,
+                    (meta, *[(n, v.encode()) for n, v in user.items()])
+                    if user
+                    else (meta,),
+                    event.timestamp_ms,
+                ),
+            )
+        )
+    return records
+
+
 def _corrupt(record: LogRecord, why: str) -> CorruptLogError:
     return CorruptLogError(
         f"record {record.topic}/{record.partition} offset {record.offset} is not an "

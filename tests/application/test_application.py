@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import attrs
 import pytest
@@ -26,7 +27,7 @@ from framework import (
     UnknownEventError,
     UnserializableEventError,
 )
-from framework.errors import CommandError
+from framework.errors import CommandError, TopicConfigConflictError
 from framework.store.events import NewEvent
 
 
@@ -322,7 +323,7 @@ def test_store_urls_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         Application("redis://localhost")
     monkeypatch.setenv("FRAMEWORK_STORE_URL", "memory://")
     with Application() as app:
-        assert app.store.partitions == 8
+        assert app.store.partitions == 1  # the embedded stores' default
     monkeypatch.setenv("FRAMEWORK_STORE_URL", "redis://nowhere")
     with Application(settings=AppSettings(store_url="memory://", partitions=3)) as app:
         assert app.store.partitions == 3
@@ -362,3 +363,22 @@ def test_events_declared_in_a_function_with_local_types_save_and_load() -> None:
     piece.record(Moved(to=Point(1, 2), trail=[Point(0, 0)]))
     app.save(piece)
     assert app.load(Piece, piece.id).at == Point(1, 2)
+
+
+def test_a_file_store_has_one_partition_unless_told_and_keeps_an_existing_count(
+    tmp_path: Path,
+) -> None:
+    with Application(f"file:{tmp_path / 'default'}") as app:
+        assert app.store.partitions == 1
+        account = Account.open("alice")
+        assert app.save(account) == Position({0: 0})
+    with Application(
+        f"file:{tmp_path / 'eight'}", settings=AppSettings(partitions=8)
+    ) as app:
+        assert app.store.partitions == 8
+    # The count is the topic's, fixed at creation: a store made under the old
+    # default of eight reopens as it is, while naming another count is refused.
+    with Application(f"file:{tmp_path / 'eight'}") as app:
+        assert app.store.partitions == 8
+    with pytest.raises(TopicConfigConflictError):
+        Application(f"file:{tmp_path / 'eight'}", settings=AppSettings(partitions=2))

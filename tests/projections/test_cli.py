@@ -17,9 +17,10 @@ APP_MODULE = textwrap.dedent(
     """
     from example_ledger.commands import Deposit, OpenAccount, router
     from example_ledger.projections import Balances
-    from framework import Application
+    from framework import Application, AppSettings
 
-    app = Application("memory://", router=router)
+    # Eight partitions: the status lists each one.
+    app = Application("memory://", router=router, settings=AppSettings(partitions=8))
     balances = app.project(Balances())
     ids = [app.handle(OpenAccount(f"o{n}")).value for n in range(4)]
     for account in ids:

@@ -21,6 +21,7 @@ from framework.store.records import (
     event_id_of,
     stream_version_of,
     to_record,
+    to_records,
     to_stored,
     uuid_from_bytes,
 )
@@ -150,3 +151,41 @@ def test_envelopes_and_stored_events_keep_their_field_orders_in_step() -> None:
     stored = StoredEvent._fields
     assert EventEnvelope._fields == ("event", *stored[:5], *stored[6:])
     assert stored[5] == "data"
+
+
+# Few distinct texts, so that runs of events share a name or ids, as one command's do.
+shared_text = st.sampled_from(["", "a", "ledger.FundsDeposited", "é" * 3])
+run_events = st.builds(
+    NewEvent,
+    event_id=st.uuids(),
+    name=shared_text,
+    version=st.integers(1, 65535),
+    data=st.binary(max_size=40),
+    timestamp_ms=st.integers(0, 2**50),
+    correlation_id=shared_text,
+    causation_id=shared_text,
+    headers=st.dictionaries(header_names, text, max_size=2),
+)
+
+
+@given(
+    text.filter(bool),
+    st.integers(1, 2**31),
+    st.lists(st.one_of(run_events, events), min_size=1, max_size=12),
+)
+def test_records_for_a_run_of_events_equal_one_record_per_event(
+    stream: str, first: int, batch: list[NewEvent]
+) -> None:
+    key = stream.encode()
+    assert to_records(key, first, batch) == [
+        to_record(key, version, event) for version, event in enumerate(batch, first)
+    ]
+
+
+def test_records_for_a_run_name_the_field_that_does_not_fit() -> None:
+    fits = NewEvent(uuid.uuid4(), "a", 1, b"{}", 0, "c", "c", {})
+    too_long = NewEvent(uuid.uuid4(), "a" * 70_000, 1, b"{}", 0, "c", "c", {})
+    with pytest.raises(ValueError, match="name is at most 65535 bytes"):
+        to_records(b"s", 1, [fits, too_long])
+    with pytest.raises(ValueError, match="stream version 32 bits"):
+        to_records(b"s", 2**32 - 1, [fits, fits])

@@ -24,6 +24,7 @@ from framework.postgres.database import Cursor, Database
 from framework.postgres.errors import DuplicateRowError
 from framework.postgres.headers import decode_user_headers, encode_user_headers
 from framework.postgres.url import PostgresURL
+from framework.store.event_store import events_topic
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.ports import StreamAppend
 from framework.store.position import Position
@@ -109,9 +110,9 @@ class PostgresEventStore:
         self.db = url if isinstance(url, Database) else Database(url)
         try:
             self.log = PostgresLog(self.db)
-            self.config = self.log.ensure_topic(
-                topic, config or TopicConfig(partitions=8)
-            )
+            # Eight partitions by default: writers to different partitions
+            # commit in parallel, each under its own head-row lock.
+            self.config = events_topic(self.log, topic, config, default_partitions=8)
         except BaseException:
             if self._owns_db:
                 self.db.close()
@@ -748,7 +749,7 @@ class StoreSettings(Protocol):
     def events_topic(self) -> str: ...
 
     @property
-    def partitions(self) -> int: ...
+    def partitions(self) -> int | None: ...
 
 
 def open_postgres_store(url: str, settings: StoreSettings) -> PostgresEventStore:
@@ -760,5 +761,7 @@ def open_postgres_store(url: str, settings: StoreSettings) -> PostgresEventStore
     return PostgresEventStore(
         url,
         topic=settings.events_topic,
-        config=TopicConfig(partitions=settings.partitions),
+        config=None
+        if settings.partitions is None
+        else TopicConfig(partitions=settings.partitions),
     )
