@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import statistics
+import threading
 import time
 
 from benchmarks.core import Context, Measurement, bench
 from example_ledger.domain import Account
-from framework import Application
+from framework import Application, AppSettings
 
 BACKENDS = ("memory", "file")
 
@@ -28,6 +29,49 @@ def save_1(ctx: Context) -> Measurement:
             app.save(account)
         seconds = time.perf_counter() - started
     return Measurement(events=n, seconds=seconds)
+
+
+def _save_all(
+    app: Application, accounts: list[Account], start: threading.Barrier
+) -> None:
+    start.wait()
+    for account in accounts:
+        app.save(account)
+
+
+@bench("save_1_threads4", ("file",))
+def save_1_threads4(ctx: Context) -> Measurement:
+    """Single-event saves from four threads, each saving new accounts, with the
+    default partitions (one on files) and with eight: on one partition the threads
+    share group commits, on eight they mostly fsync different files."""
+    per_thread = ctx.n(1_500)
+    rates: dict[int | None, tuple[float, float]] = {}
+    for partitions in (None, 8):
+        url = f"file:{ctx.workdir / f'store-{partitions}'}"
+        with Application(url, settings=AppSettings(partitions=partitions)) as app:
+            accounts = [
+                [Account.open("owner") for _ in range(per_thread)] for _ in range(4)
+            ]
+            start = threading.Barrier(5)
+
+            threads = [
+                threading.Thread(target=_save_all, args=(app, a, start))
+                for a in accounts
+            ]
+            for thread in threads:
+                thread.start()
+            start.wait()
+            started = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - started
+        rates[partitions] = (4 * per_thread / seconds, seconds)
+    seconds = rates[None][1]
+    return Measurement(
+        events=4 * per_thread,
+        seconds=seconds,
+        extra={"partitions_8_events_per_s": round(rates[8][0], 1)},
+    )
 
 
 @bench("save_100", BACKENDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from framework.log.config import TopicConfig
@@ -40,6 +40,7 @@ class Log(Protocol):
         records: Sequence[Record],
         *,
         expected_end_offset: int | None = None,
+        on_written: Callable[[int], None] | None = None,
     ) -> AppendResult:
         """Append a batch atomically: all of it becomes visible together, or none does.
 
@@ -47,6 +48,12 @@ class Log(Protocol):
         offset is that number; otherwise ``EndOffsetMismatchError`` and nothing is
         written (the check and the write are one step, also across processes).
         Returns when the batch is as durable as the topic's configuration promises.
+
+        ``on_written(base_offset)`` is called in the appending thread once the
+        batch has its offsets, before ``append`` returns: on the segment files
+        before the fsync, which appends written by other threads meanwhile then
+        share; elsewhere once the batch is durable. A caller that holds a lock of
+        its own for the check before the append can release it there.
         """
 
     def read(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -52,6 +53,23 @@ def events_topic(
             return log.topic_config(topic)
         config = TopicConfig(partitions=default_partitions)
     return log.ensure_topic(topic, config)
+
+
+def _learn_written(
+    base: int,
+    *,
+    index: PartitionIndex,
+    stream_id: str,
+    first_version: int,
+    count: int,
+    written: list[int],
+) -> None:
+    """An event-store append's ``on_written``: the index learns the batch, then its
+    lock (taken for the version check) is released."""
+    if index.next_offset == base:
+        index.add_appended(stream_id, first_version, base, base + count - 1)
+    written.append(base)
+    index.lock.release()
 
 
 class LogEventStore:
@@ -147,9 +165,17 @@ class LogEventStore:
         # conditional on the end offset the index has reached, so a stale index
         # fails it and is caught up. Only a decision against the caller (a
         # conflict) is taken on an index caught up just before.
+        #
+        # The index lock is held from the version check until the batch is written
+        # (``on_written``), and the index learns the batch before it is released:
+        # so this process's threads never race each other on the end offset, and
+        # they still share fsyncs, which come after the write.
+        lock = index.lock
         fresh = False
         while True:
-            with index.lock:
+            lock.acquire()
+            written: list[int] = []
+            try:
                 actual = index.version(stream_id)
                 if (expected_version is not None and actual != expected_version) or (
                     expected_version is None and actual >= len(events)
@@ -164,24 +190,34 @@ class LogEventStore:
                     if found is not None:
                         return found
                 end = index.next_offset
-            if len(events) == 1:  # the usual save, without a comprehension
-                records = [to_record(key, actual + 1, events[0])]
-            else:
-                records = to_records(key, actual + 1, events)
-            try:
-                result = self.log.append(
-                    self.topic, partition, records, expected_end_offset=end
+                if len(events) == 1:  # the usual save, without a comprehension
+                    records = [to_record(key, actual + 1, events[0])]
+                else:
+                    records = to_records(key, actual + 1, events)
+                on_written = functools.partial(
+                    _learn_written,
+                    index=index,
+                    stream_id=stream_id,
+                    first_version=actual + 1,
+                    count=len(records),
+                    written=written,
                 )
-            except EndOffsetMismatchError:
-                # Another writer got in first; catch up and decide again.
-                with index.lock:
+                try:
+                    result = self.log.append(
+                        self.topic,
+                        partition,
+                        records,
+                        expected_end_offset=end,
+                        on_written=on_written,
+                    )
+                except EndOffsetMismatchError:
+                    # Another process got in first; catch up and decide again.
                     index.catch_up(self.log)
-                fresh = True
-                continue
-            base, last = result.base_offset, result.last_offset
-            with index.lock:
-                if index.next_offset == base:
-                    index.add_appended(stream_id, actual + 1, base, last)
+                    fresh = True
+                    continue
+            finally:
+                if not written:
+                    lock.release()
             # Positional, in Appended's field order, past the named tuple's Python
             # constructor: once per save.
             return _new_tuple(
@@ -189,8 +225,8 @@ class LogEventStore:
                 (
                     stream_id,
                     partition,
-                    base,
-                    last,
+                    result.base_offset,
+                    result.last_offset,
                     actual + 1,
                     actual + len(events),
                     False,

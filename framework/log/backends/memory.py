@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from framework.errors import (
     EndOffsetMismatchError,
@@ -89,6 +89,7 @@ class MemoryLog:
         records: Sequence[Record],
         *,
         expected_end_offset: int | None = None,
+        on_written: Callable[[int], None] | None = None,
     ) -> AppendResult:
         if not records:
             raise ValueError(f"append to {topic}/{partition} needs at least one record")
@@ -122,6 +123,8 @@ class MemoryLog:
             # One extend each keeps the batch atomic for readers: they index by length.
             stored.extend(batch)
             part.max_timestamps.extend(maxima)
+        if on_written is not None:
+            on_written(base)
         return AppendResult(
             topic=topic,
             partition=partition,

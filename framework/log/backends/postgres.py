@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -250,9 +250,11 @@ class PostgresLog:
         records: Sequence[Record],
         *,
         expected_end_offset: int | None = None,
+        on_written: Callable[[int], None] | None = None,
     ) -> AppendResult:
         """Append atomically; with ``expected_end_offset`` the check happens under
-        the partition's lock. Durable when it returns (the commit is on disk)."""
+        the partition's lock. Durable when it returns (the commit is on disk);
+        ``on_written`` is called after the commit."""
         if not records:
             raise ValueError(f"append to {topic}/{partition} needs at least one record")
         topic_id = self._checked(topic, partition)
@@ -282,6 +284,8 @@ class PostgresLog:
         last = base + len(records) - 1
         if self.db.notifier is not None:
             self.db.notifier.publish(topic, partition, last)
+        if on_written is not None:
+            on_written(base)
         return AppendResult(
             topic=topic,
             partition=partition,

@@ -1,5 +1,5 @@
-"""``GroupCommit`` on its own: who writes a group, and that every append of it is
-acknowledged once, after the group's fsync, whichever thread committed it."""
+"""``GroupCommit`` on its own: who syncs a group, and that every append of it is
+acknowledged once, after the group's fsync, whichever thread ran it."""
 
 from __future__ import annotations
 
@@ -20,21 +20,19 @@ RECORD = encode_record(0, None, b"x", ())
 
 
 class Recorder:
-    """A write and a sync that note which thread ran them and what they held."""
+    """A sync that notes which thread ran it and what it covered (numbering the
+    appends in the order it saw them)."""
 
     def __init__(self) -> None:
         self.groups: list[tuple[str, list[Pending]]] = []
         self.syncs = 0
         self.next_base = 0
 
-    def write(self, group: list[Pending]) -> bool:
+    def sync(self, group: list[Pending]) -> None:
         for pending in group:
             pending.base = self.next_base
             self.next_base += 1
         self.groups.append((threading.current_thread().name, list(group)))
-        return True
-
-    def sync(self) -> None:
         self.syncs += 1
 
 
@@ -52,7 +50,7 @@ def test_the_append_that_completes_a_group_commits_it_for_the_gathering_leader(
     # Gathering waits for the group however slowly the second thread starts.
     monkeypatch.setattr(groupcommit, "GATHER_SECONDS", 10.0)
     recorder = Recorder()
-    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit = GroupCommit(recorder.sync)
     # As after a group of two: the next leader gathers until two appends queue.
     commit._last_group = 2
     leader, completer = Pending(RECORD, None), Pending(RECORD, None)
@@ -85,7 +83,7 @@ def test_the_append_that_completes_a_group_commits_it_for_the_gathering_leader(
 
 def test_a_leader_whose_group_stays_short_commits_it_itself_after_gathering() -> None:
     recorder = Recorder()
-    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit = GroupCommit(recorder.sync)
     commit._last_group = 3  # two of the last group's three appends come back
     first, second = Pending(RECORD, None), Pending(RECORD, None)
     leader = threading.Thread(target=commit.submit, args=(first,), name="leader")
@@ -102,7 +100,7 @@ def test_a_leader_whose_group_stays_short_commits_it_itself_after_gathering() ->
 
 def test_many_threads_each_get_their_own_offsets_once() -> None:
     recorder = Recorder()
-    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit = GroupCommit(recorder.sync)
     bases: list[int] = []
     outcomes: list[tuple[bool, BaseException | None]] = []
     lock = threading.Lock()
@@ -128,18 +126,18 @@ def test_many_threads_each_get_their_own_offsets_once() -> None:
 
 
 class Blocking(Recorder):
-    """A write that holds the first group until released, to stage who waits."""
+    """A sync that holds the first group until released, to stage who waits."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def write(self, group: list[Pending]) -> bool:
+    def sync(self, group: list[Pending]) -> None:
         if not self.groups:
             self.entered.set()
             assert self.release.wait(10)
-        return super().write(group)
+        super().sync(group)
 
 
 class Interrupted(Exception):
@@ -165,7 +163,7 @@ def _interrupt_after(seconds: float) -> Iterator[None]:
 
 def test_an_append_interrupted_while_queued_is_dropped_and_the_others_go_on() -> None:
     recorder = Blocking()
-    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit = GroupCommit(recorder.sync)
     first, interrupted, later = (Pending(RECORD, None) for _ in range(3))
     committing = threading.Thread(target=commit.submit, args=(first,))
     committing.start()
@@ -188,7 +186,7 @@ def test_an_append_interrupted_while_its_group_commits_does_not_stall_the_group(
 ) -> None:
     monkeypatch.setattr(groupcommit, "GATHER_SECONDS", 10.0)
     recorder = Blocking()
-    commit = GroupCommit(recorder.write, recorder.sync, durable=True)
+    commit = GroupCommit(recorder.sync)
     commit._last_group = 3
     leader, interrupted, completer = (Pending(RECORD, None) for _ in range(3))
     gathering = threading.Thread(target=commit.submit, args=(leader,))

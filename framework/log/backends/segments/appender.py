@@ -1,9 +1,10 @@
-"""The append path of a partition: encoding a batch, and writing a commit group.
+"""The append path of a partition: encoding a batch, and writing it.
 
-A group (``groupcommit``) is written under all three partition locks: caught up with
-other processes first, each batch checked against its expected end offset, segments
-rolled where due, and the batches written with one ``pwritev`` per segment touched.
-The fsync that makes them durable follows, outside the locks.
+Each appender writes its own batch under all three partition locks: caught up with
+other processes first, checked against its expected end offset, the segment rolled
+if due, and the batch written with one ``pwritev``. The fsync that makes it durable
+follows outside the locks, shared with the appenders that wrote meanwhile
+(``groupcommit``).
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def encode_for_append(
     )
 
 
-def write_group(part: Partition, group: list[Pending]) -> bool:
-    """Write the group's batches in order, setting each one's ``base`` (or
-    ``error``); returns whether any was written. Raises ``LogLockTimeoutError`` if
-    another process holds the partition too long."""
+def write(part: Partition, pending: Pending) -> None:
+    """Write one batch under the partition's locks and set its ``base``. Raises
+    ``EndOffsetMismatchError`` (nothing written) if the partition does not end at
+    ``pending.expected``, ``LogLockTimeoutError`` if another process holds the
+    partition too long, ``LogError`` if the write fails."""
     with part.write_lock:
         if not part.file_lock.acquire(part.lock_timeout):
             raise part.lock_timeout_error()
@@ -72,31 +74,27 @@ def write_group(part: Partition, group: list[Pending]) -> bool:
                 part.follow(writer=True)
                 if part.stale_indexes:
                     part.write_stale_indexes()
-                if len(group) == 1:
-                    written = _write_alone(part, group[0])
-                else:
-                    written = _write_locked(part, group)
+                _write(part, pending)
         finally:
             part.file_lock.release()
-    if written and part.interval:
+    if part.interval:
+        part.commit.written()
         part.flusher.watch(part)
-    return written
 
 
-def _write_alone(part: Partition, pending: Pending) -> bool:
-    """``_write_locked`` for a group of one append, the usual case: the same steps
-    without the lists that keep several batches and segments apart."""
+def _write(part: Partition, pending: Pending) -> None:
+    """Write a batch; the file lock and ``state`` are held and the view is caught
+    up."""
     segment = part.segments[-1]
     encoded = pending.encoded
     base = segment.next_offset
     if pending.expected is not None and pending.expected != base:
-        pending.error = EndOffsetMismatchError(
-            part.topic, part.number, pending.expected, base
-        )
-        return False
+        raise EndOffsetMismatchError(part.topic, part.number, pending.expected, base)
     if _should_roll(part, segment, encoded):
         segment = _roll(part, segment)
     position = segment.size
+    # The view learns the batch now; a failed write below forgets the view and
+    # reloads it from the files.
     indexed = segment.note(
         position,
         encoded.size,
@@ -104,54 +102,10 @@ def _write_alone(part: Partition, pending: Pending) -> bool:
         base + encoded.last_offset_delta,
         encoded.max_timestamp,
     )
-    _write_run(part, segment, position, encoded.framed(base), [pending])
+    _write_run(part, segment, position, encoded.framed(base))
     pending.base = base
     if indexed:
         _write_index_entry(part, segment, len(segment.offsets) - 1)
-    return True
-
-
-def _write_locked(part: Partition, group: list[Pending]) -> bool:
-    """Write a group's batches; the file lock and ``state`` are held and the view
-    is caught up."""
-    segment = part.segments[-1]
-    run_start = segment.size
-    parts: list[bytes] = []
-    run: list[Pending] = []
-    entries: list[tuple[Segment, int]] = []
-    written = False
-    for pending in group:
-        encoded = pending.encoded
-        base = segment.next_offset
-        if pending.expected is not None and pending.expected != base:
-            pending.error = EndOffsetMismatchError(
-                part.topic, part.number, pending.expected, base
-            )
-            continue
-        if _should_roll(part, segment, encoded):
-            _write_run(part, segment, run_start, parts, run)
-            parts, run = [], []
-            segment = _roll(part, segment)
-            run_start = 0
-        position = segment.size
-        parts.extend(encoded.framed(base))
-        run.append(pending)
-        # The view learns the batch now, so the next one's checks see it; a failed
-        # write below forgets the view and reloads it from the files.
-        if segment.note(
-            position,
-            encoded.size,
-            base,
-            base + encoded.last_offset_delta,
-            encoded.max_timestamp,
-        ):
-            entries.append((segment, len(segment.offsets) - 1))
-        pending.base = base
-        written = True
-    _write_run(part, segment, run_start, parts, run)
-    for indexed, i in entries:
-        _write_index_entry(part, indexed, i)
-    return written
 
 
 def _write_index_entry(part: Partition, segment: Segment, i: int) -> None:
@@ -163,29 +117,16 @@ def _write_index_entry(part: Partition, segment: Segment, i: int) -> None:
 
 
 def _write_run(
-    part: Partition,
-    segment: Segment,
-    position: int,
-    parts: list[bytes],
-    run: list[Pending],
+    part: Partition, segment: Segment, position: int, parts: list[bytes]
 ) -> None:
-    """Write batches already noted in the view; on failure cut them off again,
-    reload the view, and fail exactly these appends (and the rest of the group)."""
-    if not parts:
-        return
+    """Write a batch already noted in the view; on failure cut it off again and
+    reload the view."""
     part.reserve(segment, segment.size)
     try:
         write_all(segment.fd, parts, position)
     except OSError as exc:
         _undo_write(segment, position)
         part.reload()
-        for pending in run:
-            pending.base = -1
-            pending.error = LogError(
-                f"writing {segment.log_path} at byte {position} failed ({exc}); "
-                "nothing of this append was written. Check free disk space and "
-                "permissions, then retry"
-            )
         raise LogError(
             f"writing {segment.log_path} at byte {position} failed ({exc}); this "
             "append was not written. Check free disk space and permissions, then retry"

@@ -1,23 +1,25 @@
-"""Group commit: appends queued by concurrent threads are written and fsynced together.
+"""Group commit: appenders that wrote their batches meanwhile share one fsync.
 
-An appender queues its encoded batch. If no other appender of the partition is busy
-committing, it becomes the leader: it takes the queue, and with one file lock, one
-catch-up, one write and one fsync commits every batch in it; the others wait and
-return when their batch is durable. Appends that arrive meanwhile form the next group.
+Each appender writes its own batch (``appender``), then queues here to wait until an
+fsync covers it. If no other appender of the partition is busy syncing, it becomes
+the leader: it takes the queue and makes every batch in it durable with one fsync;
+the others wait and return when it is done. Appends that queue meanwhile form the
+next group. Writing before queueing is what lets an event store check versions and
+write under its own lock, and still share fsyncs with the other writer threads.
 
 With a plain queue the appenders released by one fsync queue again while the next
 runs, splitting into two cohorts of half the size. A leader therefore first waits,
 briefly (``GATHER_SECONDS`` at most), until as many appends are queued as the last
 group had: much like PostgreSQL's ``commit_delay`` with ``commit_siblings``. The
-append that completes the group commits it from its own thread, so that the leader
+append that completes the group syncs it from its own thread, so that the leader
 need not be woken for it (a thread hand-off costs tens of microseconds here). A lone
 appender never waits.
 
-Each waiting thread sleeps on a lock of its own. After the fsync the committing
-thread wakes only the first of its group, and each woken thread wakes the next, so
-that they do not all wake at once to fight over the GIL: the committing thread
-returns about 20 µs sooner. (The group's throughput measured the same either way:
-the GIL runs the woken threads one after another regardless.)
+Each waiting thread sleeps on a lock of its own. After the fsync the syncing thread
+wakes only the first of its group, and each woken thread wakes the next, so that
+they do not all wake at once to fight over the GIL: the syncing thread returns about
+20 µs sooner. (The group's throughput measured the same either way: the GIL runs the
+woken threads one after another regardless.)
 """
 
 from __future__ import annotations
@@ -27,10 +29,6 @@ from collections.abc import Callable
 
 from framework.errors import LogError
 from framework.log.backends.segments.batch import EncodedBatch
-from framework.log.backends.segments.errors import (
-    CorruptSegmentError,
-    LogLockTimeoutError,
-)
 
 #: How long a leader waits for the appenders of the last group to queue again.
 GATHER_SECONDS = 0.0005
@@ -74,9 +72,8 @@ class Pending:
         self.relay: Pending | None = None
 
 
-#: Writes a group's batches (setting ``base`` or ``error`` on each); returns whether
-#: anything was written. Raises for failures of the whole group.
-WriteGroup = Callable[[list[Pending]], bool]
+#: Makes a group's batches durable (fsync); raises ``OSError`` if that failed.
+SyncGroup = Callable[[list[Pending]], None]
 
 
 class GroupCommit:
@@ -84,7 +81,6 @@ class GroupCommit:
 
     __slots__ = (
         "_dirty",
-        "_durable",
         "_failure",
         "_gathering",
         "_last_group",
@@ -92,17 +88,11 @@ class GroupCommit:
         "_lock",
         "_queue",
         "_sync",
-        "_write",
         "fsyncs",
     )
 
-    def __init__(
-        self, write: WriteGroup, sync: Callable[[], None], *, durable: bool
-    ) -> None:
-        self._write = write
+    def __init__(self, sync: SyncGroup) -> None:
         self._sync = sync
-        #: fsync before acknowledging (``fsync="always"``), else leave it to flushes.
-        self._durable = durable
         self._lock = threading.Lock()
         #: Appends waiting for the next group, the leader's among them.
         self._queue: list[Pending] = []
@@ -127,9 +117,18 @@ class GroupCommit:
         """Whether batches were written since the last fsync (interval mode)."""
         return self._dirty
 
+    def check(self) -> None:
+        """Refuse to write after a failed fsync (``FsyncFailedError``)."""
+        if self._failure is not None:
+            raise FsyncFailedError(self._failure)
+
+    def written(self) -> None:
+        """Note a batch written in interval mode, for the next flush to sync."""
+        self._dirty = True
+
     def submit(self, pending: Pending) -> None:
-        """Queue an append and return once it is committed (its ``base`` set) or
-        refused (its ``error`` set)."""
+        """Queue a written append; return once an fsync covered it, or with its
+        ``error`` set if that fsync failed."""
         group: list[Pending] | None = None
         gather = False
         with self._lock:
@@ -284,7 +283,9 @@ class GroupCommit:
                 own.abandoned = True
             else:
                 self._queue.remove(own)
-                own.error = LogError("the append was interrupted before it was written")
+                own.error = LogError(
+                    "the append was interrupted before an fsync covered it"
+                )
                 if self._leader is own:
                     self._gathering = False
                     if self._queue:
@@ -298,26 +299,7 @@ class GroupCommit:
 
     def _commit(self, group: list[Pending]) -> None:
         try:
-            wrote = self._write(group)
-        except BaseException as exc:
-            # An interrupt stays with the leader's thread; the others get an error.
-            first = isinstance(exc, Exception)
-            for pending in group:
-                # Appends written before the failure (into a segment that rolled,
-                # and so was fsynced) stand.
-                if pending.error is None and pending.base < 0:
-                    pending.error = exc if first else _again(exc)
-                    first = False
-            if not isinstance(exc, Exception):
-                raise
-            return
-        if not wrote:
-            return
-        if not self._durable:
-            self._dirty = True
-            return
-        try:
-            self._sync()
+            self._sync(group)
         except OSError as exc:
             message = _fsync_failed(exc)
             with self._lock:
@@ -337,7 +319,7 @@ class GroupCommit:
             return
         self._dirty = False
         try:
-            self._sync()
+            self._sync([])
         except OSError as exc:
             self._failure = _fsync_failed(exc)
             raise FsyncFailedError(self._failure) from exc
@@ -349,21 +331,3 @@ def _fsync_failed(exc: OSError) -> str:
         f"fsync failed ({exc}); appends not yet acknowledged may be lost. Check the "
         "disk, then open the log again (recovery cuts off any torn batch)"
     )
-
-
-def _again(exc: BaseException) -> BaseException:
-    """An error for another waiter of the same group: a fresh exception, so threads
-    do not share one traceback."""
-    again: BaseException
-    if isinstance(exc, LogLockTimeoutError):
-        again = LogLockTimeoutError(
-            exc.topic, exc.partition, exc.lock_file, exc.timeout
-        )
-    elif isinstance(exc, CorruptSegmentError):
-        again = CorruptSegmentError(exc.path, exc.position, exc.what)
-    elif isinstance(exc, LogError):
-        again = LogError(str(exc))
-    else:
-        again = LogError(f"the append's group commit failed: {exc!r}")
-    again.__cause__ = exc
-    return again

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from framework.errors import (
@@ -20,7 +20,7 @@ from framework.errors import (
     UnknownTopicError,
 )
 from framework.log.backends.segments import cleaner, reader, recovery
-from framework.log.backends.segments.appender import encode_for_append, write_group
+from framework.log.backends.segments.appender import encode_for_append, write
 from framework.log.backends.segments.errors import LogClosedError
 from framework.log.backends.segments.flusher import Flusher
 from framework.log.backends.segments.partition import Partition
@@ -111,7 +111,7 @@ class SegmentLog:
                             config,
                             lock_timeout=self.lock_timeout,
                             flusher=self._flusher,
-                            write_group=write_group,
+                            write=write,
                             preallocate=self.preallocate,
                         )
                         for number in range(config.partitions)
@@ -134,9 +134,11 @@ class SegmentLog:
         records: Sequence[Record],
         *,
         expected_end_offset: int | None = None,
+        on_written: Callable[[int], None] | None = None,
     ) -> AppendResult:
         """Append ``records`` as one batch, atomically: readers in any process see
-        all of it or none of it.
+        all of it or none of it. ``on_written(base_offset)`` is called once it is
+        written, before its fsync (see ``Log.append``).
 
         Returns once the batch is on disk (fsynced), unless the topic has
         ``fsync="interval"``. With ``expected_end_offset``, the end offset is checked
@@ -149,7 +151,7 @@ class SegmentLog:
             raise ValueError(f"append to {topic}/{partition} needs at least one record")
         part = self._partition(topic, partition)
         encoded = encode_for_append(records, _now_ms(), part)
-        base = part.append(encoded, expected_end_offset)
+        base = part.append(encoded, expected_end_offset, on_written)
         return AppendResult(
             topic=topic,
             partition=partition,

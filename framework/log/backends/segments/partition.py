@@ -10,7 +10,6 @@ briefly; readers take only this one). Appends go through ``groupcommit`` and
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import logging
 import os
@@ -55,12 +54,12 @@ class Partition:
         *,
         lock_timeout: float,
         flusher: Flusher,
-        write_group: Callable[[Partition, list[Pending]], bool],
+        write: Callable[[Partition, Pending], None],
         preallocate: bool = True,
     ) -> None:
-        """``write_group`` writes a commit group (``appender.write_group``; passed
-        in because that module builds on this one). ``preallocate`` extends the
-        active segment ahead of its data (``preallocation``) where supported."""
+        """``write`` writes a batch (``appender.write``; passed in because that
+        module builds on this one). ``preallocate`` extends the active segment
+        ahead of its data (``preallocation``) where supported."""
         self.topic = topic
         self.number = number
         self.config = config
@@ -74,12 +73,8 @@ class Partition:
         self.segments: list[Segment] = []
         self.bases: list[int] = []
         self.interval = config.fsync == "interval"
-        self.commit = GroupCommit(
-            # A partial rather than a lambda: one Python call fewer per commit.
-            functools.partial(write_group, self),
-            self._sync_active,
-            durable=not self.interval,
-        )
+        self._write = write
+        self.commit = GroupCommit(self._sync_active)
         #: Interval-mode partitions register with it after writing.
         self.flusher = flusher
         self.compression, self.compress = compressor(config.compression)
@@ -385,17 +380,29 @@ class Partition:
 
     # -- appending ------------------------------------------------------------------
 
-    def append(self, encoded: EncodedBatch, expected_end_offset: int | None) -> int:
+    def append(
+        self,
+        encoded: EncodedBatch,
+        expected_end_offset: int | None,
+        on_written: Callable[[int], None] | None = None,
+    ) -> int:
         """Write one batch; return its base offset once it is durable (or, with
-        ``fsync="interval"``, once it is written). Concurrent appends to this
-        partition are committed together (``groupcommit``)."""
+        ``fsync="interval"``, once it is written). Appends written by other threads
+        meanwhile share its fsync (``groupcommit``). ``on_written(base)`` is called
+        once the batch is written, before the fsync."""
+        self.commit.check()
         pending = Pending(encoded, expected_end_offset)
+        self._write(self, pending)
+        if on_written is not None:
+            on_written(pending.base)
+        if self.interval:
+            return pending.base
         self.commit.submit(pending)
         if pending.error is not None:
             raise pending.error
         return pending.base
 
-    def _sync_active(self) -> None:
+    def _sync_active(self, group: list[Pending]) -> None:
         with self.state:
             segment = self.segments[-1]
             segment.pins += 1
