@@ -16,11 +16,15 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.errors import error_from_result
+from psycopg.generators import execute
+from psycopg.pq import ConnStatus, DiagnosticField, ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 
 from framework.postgres.ddl import current_version, migrate
 from framework.postgres.errors import translate, translated
 from framework.postgres.notify import Notifier
+from framework.postgres.prepared import Prepared
 from framework.postgres.url import PostgresURL, parse_url
 
 logger = logging.getLogger("framework.postgres")
@@ -28,6 +32,9 @@ logger = logging.getLogger("framework.postgres")
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 IDLE = TransactionStatus.IDLE
+COMMAND_OK = ExecStatus.COMMAND_OK
+CONNECTION_OK = ConnStatus.OK
+TUPLES_OK = ExecStatus.TUPLES_OK
 T = TypeVar("T")
 
 
@@ -39,6 +46,37 @@ def _all_rows(cursor: Cursor) -> list[tuple[Any, ...]]:
     return cursor.fetchall()
 
 
+def _failure(conn: Connection, result: PGresult) -> psycopg.Error:
+    """The exception for a failed result: the statement's error, or, when the
+    connection went down, an ``OperationalError`` as psycopg's cursor reports it."""
+    if conn.pgconn.status != CONNECTION_OK:
+        message = result.error_field(DiagnosticField.MESSAGE_PRIMARY)
+        text = message or conn.pgconn.error_message or b"the connection was lost"
+        return psycopg.OperationalError(text.decode(errors="replace").strip())
+    return error_from_result(result, conn.info.encoding)
+
+
+def _run_prepared(
+    conn: Connection, prepared: Prepared, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """Run ``prepared`` on ``conn``'s libpq connection (preparing it on first use)
+    and return its first row; errors raise as psycopg's exceptions."""
+    pgconn = conn.pgconn
+    names = conn.prepared_names()
+    if prepared.name not in names:
+        result = pgconn.prepare(prepared.name, prepared.query, prepared.types)
+        if result.status != COMMAND_OK:
+            raise _failure(conn, result)
+        names.add(prepared.name)
+    pgconn.send_query_prepared(prepared.name, prepared.values(params), prepared.formats)
+    result = conn.wait(execute(pgconn))[-1]
+    if result.status != TUPLES_OK:
+        raise _failure(conn, result)
+    if not result.ntuples:
+        return None
+    return prepared.row([result.get_value(0, i) for i in range(result.nfields)])
+
+
 class Connection(psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that keeps one cursor for the short statements.
 
@@ -48,6 +86,14 @@ class Connection(psycopg.Connection[tuple[Any, ...]]):
     """
 
     _reused: Cursor | None = None
+    #: Names of the ``Prepared`` statements this connection has prepared.
+    _fast_prepared: set[bytes] | None = None
+
+    def prepared_names(self) -> set[bytes]:
+        names = self._fast_prepared
+        if names is None:
+            names = self._fast_prepared = set()
+        return names
 
     def reused_cursor(self) -> Cursor:
         """This connection's cursor for statements whose results are read at once."""
@@ -158,7 +204,11 @@ class Database:
     def _check_hot(self, conn: Connection) -> None:
         """After a use: a connection that broke, or was left inside a transaction,
         is closed, and the next use opens another (``_hot_lock`` held)."""
-        if conn.broken or conn.info.transaction_status != IDLE:
+        if (
+            conn.broken
+            or conn.pgconn.status != CONNECTION_OK
+            or conn.info.transaction_status != IDLE
+        ):
             self._hot = None
             conn.close()
 
@@ -169,6 +219,27 @@ class Database:
         hot paths (a single-event append), without the two generator-based context
         managers (together a tenth of that append's client time)."""
         return self._run(query, params, False, _first_row)
+
+    def fetchone_prepared(
+        self, prepared: Prepared, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """``fetchone`` of a ``Prepared`` statement: on the short-statement
+        connection it runs directly on libpq (a fifth of the client time of a
+        single-event append through the cursor); a caller that finds that
+        connection busy runs ``prepared.source`` through a pooled cursor."""
+        if not self._hot_lock.acquire(blocking=False):
+            with self.cursor() as cur:
+                return cur.execute(prepared.source, params, prepare=True).fetchone()
+        try:
+            conn = self._hot_connection()
+            try:
+                return _run_prepared(conn, prepared, params)
+            finally:
+                self._check_hot(conn)
+        except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
+            raise translate(self.url, exc) from exc
+        finally:
+            self._hot_lock.release()
 
     def fetchall(
         self,

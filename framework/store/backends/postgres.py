@@ -23,6 +23,7 @@ from framework.log.partitioner import partition_for
 from framework.postgres.database import Cursor, Database
 from framework.postgres.errors import DuplicateRowError
 from framework.postgres.headers import decode_user_headers, encode_user_headers
+from framework.postgres.prepared import BYTEA, INT4, INT8, TEXT, UUID, Prepared
 from framework.postgres.url import PostgresURL
 from framework.store.event_store import events_topic
 from framework.store.events import Appended, NewEvent, StoredEvent
@@ -39,6 +40,21 @@ _MAX_VERSION = 2**31 - 1
 #: instead of one INSERT ... unnest: three round trips more, but rows go in as a
 #: batch (measured: even at about 15 events, a quarter faster at 100).
 COPY_FROM = 16
+#: The parameter types of the single-event append (``Prepared``).
+_APPEND_TYPES = {
+    "topic": INT4,
+    "partition": INT4,
+    "expected": INT4,
+    "stream": TEXT,
+    "ts": INT8,
+    "data": BYTEA,
+    "headers": BYTEA,
+    "id": UUID,
+    "name": TEXT,
+    "version": INT4,
+    "corr": TEXT,
+    "caus": TEXT,
+}
 #: Rows per network chunk when a page streams in.
 _STREAM_ROWS = 500
 #: Stands for "no headers" in every event read without any (read-only by type).
@@ -130,6 +146,16 @@ class PostgresEventStore:
             for single in (True, False)
             for kind in ("any", "new", "at")
         }
+        #: "any" | "new" | "at" -> the single-event append, run below the cursor.
+        self._p_append_one = {
+            kind: Prepared(
+                f"fw_append_{kind}",
+                self._q_append[True, kind],
+                _APPEND_TYPES,
+                (int, int),
+            )
+            for kind in ("any", "new", "at")
+        }
         #: "any" | "new" | "at" -> the head lock of a COPY append.
         self._q_take = {
             kind: _take_statement(self.db, kind) for kind in ("any", "new", "at")
@@ -216,10 +242,16 @@ class PostgresEventStore:
             _check(append)
             partition = self.partition_of(stream_id)
             try:
-                row = self.db.fetchone(
-                    self._q_append[len(events) == 1, _kind(expected_version)],
-                    self._params(append, partition),
-                )
+                if len(events) == 1:
+                    row = self.db.fetchone_prepared(
+                        self._p_append_one[_kind(expected_version)],
+                        self._params(append, partition),
+                    )
+                else:
+                    row = self.db.fetchone(
+                        self._q_append[False, _kind(expected_version)],
+                        self._params(append, partition),
+                    )
             except DuplicateRowError:
                 row = None
             if row is not None and row[0] is not None:

@@ -1,0 +1,112 @@
+"""A hot statement run below psycopg's cursor: prepared once per connection, with
+binary parameters encoded here, in one round trip.
+
+A single-event append spends about 40 µs of client time in psycopg's cursor
+(query conversion, the prepared-statement cache, dumpers, result objects) against
+about 10 µs for the same work done directly on the libpq connection. ``Prepared``
+keeps what the cursor would look up on every call: the statement with ``$n``
+placeholders, the parameters' order and types, and their encoders. Errors come back
+as psycopg's own exceptions, so ``translate`` maps them as for any statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+#: Parameter types, by PostgreSQL type OID.
+INT4 = 23
+INT8 = 20
+TEXT = 25
+BYTEA = 17
+UUID = 2950
+
+_PLACEHOLDER = re.compile(rb"%\((\w+)\)s")
+
+
+def _uuid_bytes(value: uuid.UUID) -> bytes:
+    return value.bytes
+
+
+def _utf8(value: str) -> bytes:
+    return value.encode()
+
+
+def _raw(value: bytes) -> bytes:
+    return value
+
+
+#: Binary-format encoders per type.
+_ENCODERS: dict[int, Callable[[Any], bytes]] = {
+    INT4: struct.Struct(">i").pack,
+    INT8: struct.Struct(">q").pack,
+    TEXT: _utf8,
+    BYTEA: _raw,
+    UUID: _uuid_bytes,
+}
+
+
+class Prepared:
+    """A statement written with ``%(name)s`` placeholders (as psycopg takes it),
+    ready to run directly: ``types`` gives each parameter's type OID, ``parse``
+    turns each result column (text format) into its Python value."""
+
+    __slots__ = (
+        "encoders",
+        "formats",
+        "name",
+        "names",
+        "parse",
+        "query",
+        "source",
+        "types",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        source: bytes,
+        types: Mapping[str, int],
+        parse: Sequence[Callable[[bytes], Any]],
+    ) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[bytes]) -> bytes:
+            param = match.group(1).decode()
+            if param not in names:
+                names.append(param)
+            return b"$%d" % (names.index(param) + 1)
+
+        #: The statement as psycopg takes it, for connections this does not run on.
+        self.source = source
+        self.query = _PLACEHOLDER.sub(number, source)
+        # Named after the text too: a connection may serve several schemas' stores.
+        self.name = (
+            f"{name}_{hashlib.blake2b(self.query, digest_size=6).hexdigest()}".encode()
+        )
+        self.names = tuple(names)
+        missing = [n for n in names if n not in types]
+        if missing:
+            raise ValueError(f"no type given for parameters {missing} of {name}")
+        self.types = tuple(types[n] for n in names)
+        self.encoders = tuple(_ENCODERS[t] for t in self.types)
+        self.formats = (1,) * len(names)
+        self.parse = tuple(parse)
+
+    def values(self, params: Mapping[str, Any]) -> list[bytes | None]:
+        """The parameters, encoded in binary, in ``$n`` order."""
+        return [
+            None if (value := params[name]) is None else encode(value)
+            for name, encode in zip(self.names, self.encoders, strict=True)
+        ]
+
+    def row(self, values: Sequence[bytes | None]) -> tuple[Any, ...]:
+        """A result row (text format) as Python values; NULL stays None."""
+        return tuple(
+            None if value is None else parse(value)
+            for value, parse in zip(values, self.parse, strict=True)
+        )
