@@ -53,7 +53,8 @@ _ENCODERS: dict[int, Callable[[Any], bytes]] = {
 class Prepared:
     """A statement written with ``%(name)s`` placeholders (as psycopg takes it),
     ready to run directly: ``types`` gives each parameter's type OID, ``parse``
-    turns each result column (text format) into its Python value."""
+    turns each result column's bytes (text format) into its Python value
+    (``int``, ``bytes.decode``...)."""
 
     __slots__ = (
         "encoders",
@@ -62,6 +63,7 @@ class Prepared:
         "names",
         "parse",
         "query",
+        "result_format",
         "source",
         "types",
     )
@@ -71,7 +73,7 @@ class Prepared:
         name: str,
         source: bytes,
         types: Mapping[str, int],
-        parse: Sequence[Callable[[bytes], Any]],
+        parse: Sequence[Callable[[bytes], Any]] | None = None,
     ) -> None:
         names: list[str] = []
 
@@ -95,7 +97,9 @@ class Prepared:
         self.types = tuple(types[n] for n in names)
         self.encoders = tuple(_ENCODERS[t] for t in self.types)
         self.formats = (1,) * len(names)
-        self.parse = tuple(parse)
+        self.parse = None if parse is None else tuple(parse)
+        #: Without ``parse``, results come in binary for psycopg's loaders.
+        self.result_format = 1 if parse is None else 0
 
     def values(self, params: Mapping[str, Any]) -> list[bytes | None]:
         """The parameters, encoded in binary, in ``$n`` order."""
@@ -106,6 +110,10 @@ class Prepared:
 
     def row(self, values: Sequence[bytes | None]) -> tuple[Any, ...]:
         """A result row (text format) as Python values; NULL stays None."""
+        if self.parse is None:
+            raise TypeError(
+                f"{self.name!r} returns binary rows: load them with psycopg"
+            )
         return tuple(
             None if value is None else parse(value)
             for value, parse in zip(values, self.parse, strict=True)

@@ -176,11 +176,17 @@ class PostgresEventStore:
         self._q_read_stream = (
             sql.SQL(
                 "SELECT {columns} FROM {records} "
-                "WHERE topic_id = %s AND stream_id = %s "
-                "AND stream_version BETWEEN %s AND %s ORDER BY stream_version"
+                "WHERE topic_id = %(topic)s AND stream_id = %(stream)s "
+                "AND stream_version BETWEEN %(first)s AND %(last)s "
+                "ORDER BY stream_version"
             )
             .format(columns=columns, records=t("records"))
             .as_bytes(None)
+        )
+        self._p_read_stream = Prepared(
+            "fw_read_stream",
+            self._q_read_stream,
+            {"topic": INT4, "stream": TEXT, "first": INT4, "last": INT4},
         )
         self._q_read_partition = (
             sql.SQL(
@@ -524,10 +530,14 @@ class PostgresEventStore:
         if from_version < 1:
             raise ValueError(f"from_version counts from 1, got {from_version}")
         upper = _MAX_VERSION if to_version is None else to_version
-        rows = self.db.fetchall(
-            self._q_read_stream,
-            (self._topic_id, stream_id, from_version, upper),
-            binary=True,
+        rows = self.db.fetchall_prepared(
+            self._p_read_stream,
+            {
+                "topic": self._topic_id,
+                "stream": stream_id,
+                "first": from_version,
+                "last": upper,
+            },
         )
         return _to_stored(self.topic, rows)
 
