@@ -14,7 +14,11 @@ import pytest
 from framework.errors import LogError
 from framework.log.backends.segments import groupcommit
 from framework.log.backends.segments.batch import encode_record
-from framework.log.backends.segments.groupcommit import GroupCommit, Pending
+from framework.log.backends.segments.groupcommit import (
+    FsyncFailedError,
+    GroupCommit,
+    Pending,
+)
 
 RECORD = encode_record(0, None, b"x", ())
 
@@ -221,3 +225,37 @@ def test_an_append_interrupted_while_its_group_commits_does_not_stall_the_group(
     commit._last_group = 1
     commit.submit(later)
     assert later.base == 3
+
+
+class FailingOnce(Blocking):
+    """A first sync that fails (EIO) once released."""
+
+    def sync(self, group: list[Pending]) -> None:
+        if not self.groups:
+            self.groups.append((threading.current_thread().name, list(group)))
+            self.entered.set()
+            assert self.release.wait(10)
+            raise OSError(5, "Input/output error")
+        super().sync(group)
+
+
+def test_appends_queued_behind_a_failed_fsync_are_never_acknowledged() -> None:
+    recorder = FailingOnce()
+    commit = GroupCommit(recorder.sync)
+    first, behind = Pending(RECORD, None), Pending(RECORD, None)
+    syncing = threading.Thread(target=commit.submit, args=(first,))
+    syncing.start()
+    assert recorder.entered.wait(10)
+    # Written meanwhile, it queues for the next fsync.
+    queued = threading.Thread(target=commit.submit, args=(behind,))
+    queued.start()
+    _wait_until(lambda: commit.queued == 1, "the second append to queue")
+    recorder.release.set()
+    for thread in (syncing, queued):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert isinstance(first.error, FsyncFailedError)
+    assert isinstance(behind.error, FsyncFailedError)
+    assert recorder.syncs == 0  # no second fsync could vouch for the second batch
+    with pytest.raises(FsyncFailedError):
+        commit.check()

@@ -298,6 +298,16 @@ class GroupCommit:
             successor.wake.release()  # type: ignore[union-attr]
 
     def _commit(self, group: list[Pending]) -> None:
+        failure = self._failure
+        if failure is not None:
+            # These batches were written after the bytes an earlier fsync failed to
+            # persist. A new fsync may well succeed (the kernel reports a writeback
+            # error once), yet a hole before them would cut them off at the next
+            # recovery: they must not be acknowledged.
+            for pending in group:
+                if pending.error is None:
+                    pending.error = FsyncFailedError(failure)
+            return
         try:
             self._sync(group)
         except OSError as exc:
