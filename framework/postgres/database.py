@@ -244,18 +244,18 @@ class Database:
     def fetchone(
         self, query: bytes, params: Mapping[str, Any] | Sequence[Any]
     ) -> tuple[Any, ...] | None:
-        """Run one prepared statement and return its first row: ``cursor`` for the
-        hot paths (a single-event append), without the two generator-based context
-        managers (together a tenth of that append's client time)."""
-        return self._run(query, params, False, _first_row)
+        """Run one prepared statement on a ``cursor`` and return its first row."""
+        with self.cursor() as cur:
+            return cur.execute(query, params, prepare=True).fetchone()
 
     def fetchone_prepared(
         self, prepared: Prepared, params: Mapping[str, Any]
     ) -> tuple[Any, ...] | None:
         """``fetchone`` of a ``Prepared`` statement: on the short-statement
         connection it runs directly on libpq (a fifth of the client time of a
-        single-event append through the cursor); a caller that finds that
-        connection busy runs ``prepared.source`` through a pooled cursor."""
+        single-event append through the cursor, whose generator context managers
+        alone cost a tenth); a caller that finds that connection busy runs
+        ``prepared.source`` through a pooled cursor."""
         return self._run_fast(prepared, params, _first_prepared_row, _first_row)
 
     def fetchall_prepared(
@@ -281,38 +281,6 @@ class Database:
             conn = self._hot_connection()
             try:
                 return rows(conn, prepared, _run_prepared(conn, prepared, params))
-            finally:
-                self._check_hot(conn)
-        except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
-            raise translate(self.url, exc) from exc
-        finally:
-            self._hot_lock.release()
-
-    def fetchall(
-        self,
-        query: bytes,
-        params: Mapping[str, Any] | Sequence[Any],
-        *,
-        binary: bool = False,
-    ) -> list[tuple[Any, ...]]:
-        """``fetchone`` for every row (loading a stream)."""
-        return self._run(query, params, binary, _all_rows)
-
-    def _run(
-        self,
-        query: bytes,
-        params: Mapping[str, Any] | Sequence[Any],
-        binary: bool,
-        fetch: Callable[[Cursor], T],
-    ) -> T:
-        if not self._hot_lock.acquire(blocking=False):
-            with self.cursor() as cur:
-                return fetch(cur.execute(query, params, prepare=True, binary=binary))
-        try:
-            conn = self._hot_connection()
-            try:
-                cur = conn.reused_cursor()
-                return fetch(cur.execute(query, params, prepare=True, binary=binary))
             finally:
                 self._check_hot(conn)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:

@@ -28,17 +28,24 @@ from framework.store.records import (
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
 header_names = st.text("abcdefgh-_", min_size=1, max_size=8)
-events = st.builds(
-    NewEvent,
-    event_id=st.uuids(),
-    name=text,
-    version=st.integers(1, 65535),
-    data=st.binary(max_size=40),
-    timestamp_ms=st.integers(0, 2**50),
-    correlation_id=text,
-    causation_id=text,
-    headers=st.dictionaries(header_names, text, max_size=3),
-)
+
+
+def new_events(texts: st.SearchStrategy[str]) -> st.SearchStrategy[NewEvent]:
+    """Events whose name and correlation and causation ids are drawn from ``texts``."""
+    return st.builds(
+        NewEvent,
+        event_id=st.uuids(),
+        name=texts,
+        version=st.integers(1, 65535),
+        data=st.binary(max_size=40),
+        timestamp_ms=st.integers(0, 2**50),
+        correlation_id=texts,
+        causation_id=texts,
+        headers=st.dictionaries(header_names, text, max_size=3),
+    )
+
+
+events = new_events(text)
 
 
 def stored_record(stream: str, version: int, event: NewEvent) -> LogRecord:
@@ -155,17 +162,7 @@ def test_envelopes_and_stored_events_keep_their_field_orders_in_step() -> None:
 
 # Few distinct texts, so that runs of events share a name or ids, as one command's do.
 shared_text = st.sampled_from(["", "a", "ledger.FundsDeposited", "é" * 3])
-run_events = st.builds(
-    NewEvent,
-    event_id=st.uuids(),
-    name=shared_text,
-    version=st.integers(1, 65535),
-    data=st.binary(max_size=40),
-    timestamp_ms=st.integers(0, 2**50),
-    correlation_id=shared_text,
-    causation_id=shared_text,
-    headers=st.dictionaries(header_names, text, max_size=2),
-)
+run_events = new_events(shared_text)
 
 
 @given(
