@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
@@ -59,17 +60,19 @@ def _learn_written(
     base: int,
     *,
     index: PartitionIndex,
+    turn: threading.Lock,
     stream_id: str,
     first_version: int,
     count: int,
     written: list[int],
 ) -> None:
-    """An event-store append's ``on_written``: the index learns the batch, then its
-    lock (taken for the version check) is released."""
-    if index.next_offset == base:
-        index.add_appended(stream_id, first_version, base, base + count - 1)
+    """An event-store append's ``on_written``: the index learns the batch (unless a
+    load caught up with it first), then the next appender may check."""
+    with index.lock:
+        if index.next_offset == base:
+            index.add_appended(stream_id, first_version, base, base + count - 1)
     written.append(base)
-    index.lock.release()
+    turn.release()
 
 
 class LogEventStore:
@@ -111,6 +114,9 @@ class LogEventStore:
         ]
         for index in self._indexes:
             index.restore(log)
+        #: Per partition: held by this process's appender from its version check
+        #: until its batch is written and indexed.
+        self._append_turns = [threading.Lock() for _ in range(self.partitions)]
 
     def partition_of(self, stream_id: str) -> int:
         return self._partition(stream_id, stream_id.encode())
@@ -166,30 +172,33 @@ class LogEventStore:
         # fails it and is caught up. Only a decision against the caller (a
         # conflict) is taken on an index caught up just before.
         #
-        # The index lock is held from the version check until the batch is written
-        # (``on_written``), and the index learns the batch before it is released:
-        # so this process's threads never race each other on the end offset, and
-        # they still share fsyncs, which come after the write.
-        lock = index.lock
+        # This process's appenders to the partition take turns from the version
+        # check until the batch is written and the index has learnt it
+        # (``on_written``): so they never race each other on the end offset, and
+        # still share fsyncs, which come after the write. The index lock itself is
+        # held only briefly, so that loads never wait for a writer that waits for
+        # another process's file lock.
+        turn = self._append_turns[partition]
         fresh = False
         while True:
-            lock.acquire()
+            turn.acquire()
             written: list[int] = []
             try:
-                actual = index.version(stream_id)
-                if (expected_version is not None and actual != expected_version) or (
-                    expected_version is None and actual >= len(events)
-                ):
-                    if not fresh:
-                        index.catch_up(self.log)
-                        fresh = True
-                        actual = index.version(stream_id)
-                    found = self._earlier_or_conflict(
-                        index, stream_id, events, expected_version, actual
-                    )
-                    if found is not None:
-                        return found
-                end = index.next_offset
+                with index.lock:
+                    actual = index.version(stream_id)
+                    if (
+                        expected_version is not None and actual != expected_version
+                    ) or (expected_version is None and actual >= len(events)):
+                        if not fresh:
+                            index.catch_up(self.log)
+                            fresh = True
+                            actual = index.version(stream_id)
+                        found = self._earlier_or_conflict(
+                            index, stream_id, events, expected_version, actual
+                        )
+                        if found is not None:
+                            return found
+                    end = index.next_offset
                 if len(events) == 1:  # the usual save, without a comprehension
                     records = [to_record(key, actual + 1, events[0])]
                 else:
@@ -197,6 +206,7 @@ class LogEventStore:
                 on_written = functools.partial(
                     _learn_written,
                     index=index,
+                    turn=turn,
                     stream_id=stream_id,
                     first_version=actual + 1,
                     count=len(records),
@@ -212,12 +222,13 @@ class LogEventStore:
                     )
                 except EndOffsetMismatchError:
                     # Another process got in first; catch up and decide again.
-                    index.catch_up(self.log)
+                    with index.lock:
+                        index.catch_up(self.log)
                     fresh = True
                     continue
             finally:
                 if not written:
-                    lock.release()
+                    turn.release()
             # Positional, in Appended's field order, past the named tuple's Python
             # constructor: once per save.
             return _new_tuple(

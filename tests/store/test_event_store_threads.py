@@ -6,6 +6,7 @@ write). Versions stay 1..n per stream, offsets contiguous, nothing lost or doubl
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pytest
 from framework.errors import ConcurrencyError, EndOffsetMismatchError
 from framework.log.backends.memory import MemoryLog
 from framework.log.backends.segments import SegmentLog
+from framework.log.backends.segments.lock import FileLock
+from framework.log.backends.segments.partition import LOCK_FILE
+from framework.log.backends.segments.topics import partition_dir
 from framework.log.config import TopicConfig
 from framework.log.records import Record
 from framework.store.event_store import LogEventStore
@@ -156,3 +160,31 @@ def test_on_written_runs_in_the_appending_thread_with_the_base_offset(
     memory.create_topic("t", TopicConfig())
     memory.append("t", 0, [Record(value=b"a")], on_written=note)
     assert seen[-1] == (threading.current_thread().name, 0)
+
+
+def test_a_load_is_not_held_up_by_an_append_waiting_for_another_process(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the partition's file lock: an append waits for it, and
+    loads of the same partition meanwhile answer at once."""
+    with SegmentLog(tmp_path / "log", lock_timeout=10) as log:
+        store = LogEventStore(log, config=TopicConfig(partitions=1))
+        store.append("a", [event(1)], 0)
+        other = FileLock(partition_dir(tmp_path / "log", "events", 0) / LOCK_FILE)
+        assert other.acquire(1)
+        try:
+            waiting = threading.Thread(
+                target=store.append, args=("b", [event(2)], 0), daemon=True
+            )
+            waiting.start()
+            time.sleep(0.2)  # the append is now waiting for the file lock
+            assert waiting.is_alive()
+            started = time.monotonic()
+            assert [e.stream_version for e in store.read_stream("a")] == [1]
+            assert store.stream_version("a") == 1
+            assert time.monotonic() - started < 1
+        finally:
+            other.release()
+        waiting.join(10)
+        assert not waiting.is_alive()
+        assert [e.stream_version for e in store.read_stream("b")] == [1]
