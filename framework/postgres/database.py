@@ -233,10 +233,12 @@ class Database:
     def _check_hot(self, conn: Connection) -> None:
         """After a use: a connection that broke, or was left inside a transaction,
         is closed, and the next use opens another (``_hot_lock`` held)."""
+        pgconn = conn.pgconn
+        # libpq's own status codes, not ``conn.info``, which builds an enum per call.
         if (
             conn.broken
-            or conn.pgconn.status != CONNECTION_OK
-            or conn.info.transaction_status != IDLE
+            or pgconn.status != CONNECTION_OK
+            or pgconn.transaction_status != IDLE
         ):
             self._hot = None
             conn.close()
