@@ -10,7 +10,7 @@ from framework.errors import ConfigurationError
 
 CleanupPolicy = Literal["delete", "compact"]
 FsyncPolicy = Literal["always", "interval"]
-Compression = Literal["none", "zstd"]
+Compression = Literal["none", "zstd", "lz4"]
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -60,8 +60,8 @@ class TopicConfig:
             raise ConfigurationError(
                 f"TopicConfig.fsync must be 'always' or 'interval', got {self.fsync!r}"
             )
-        if self.compression not in ("none", "zstd"):
+        if self.compression not in ("none", "zstd", "lz4"):
             raise ConfigurationError(
-                f"TopicConfig.compression must be 'none' or 'zstd', "
+                f"TopicConfig.compression must be 'none', 'zstd' or 'lz4', "
                 f"got {self.compression!r}"
             )

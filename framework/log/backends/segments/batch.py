@@ -48,6 +48,7 @@ _NAME_LENGTH = struct.Struct(">H")
 COMPRESSION_MASK = 0x03
 COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
+COMPRESSION_LZ4 = 2
 #: Rewritten by compaction: offsets may have gaps before and inside the batch.
 COMPACTED = 0x04
 

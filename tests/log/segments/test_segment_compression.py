@@ -1,6 +1,7 @@
-"""zstd topics with the real codec (``zstandard`` is a dev dependency): whatever is
-appended reads back the same after reopening, the batches on disk are compressed,
-and a damaged compressed batch is refused, never decoded into wrong records."""
+"""zstd and lz4 topics with the real codecs (``zstandard`` and ``lz4`` are dev
+dependencies): whatever is appended reads back the same after reopening, the
+batches on disk are compressed, and a damaged compressed batch is refused, never
+decoded into wrong records."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework.errors import CorruptLogError
+from framework.errors import ConfigurationError, CorruptLogError
 from framework.log.backends.segments import SegmentLog
 from framework.log.config import TopicConfig
 from framework.log.records import Record
+
+#: Codec -> the magic number its frames start with.
+MAGIC = {"zstd": zstandard.FRAME_HEADER, "lz4": b"\x04\x22\x4d\x18"}
+CODECS = pytest.mark.parametrize("codec", sorted(MAGIC))
 
 records = st.builds(
     Record,
@@ -28,14 +33,15 @@ records = st.builds(
 )
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@CODECS
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(records, min_size=1, max_size=6), min_size=1, max_size=8))
-def test_zstd_batches_read_back_what_was_appended(
-    tmp_path_factory: pytest.TempPathFactory, batches: list[list[Record]]
+def test_compressed_batches_read_back_what_was_appended(
+    tmp_path_factory: pytest.TempPathFactory, codec: str, batches: list[list[Record]]
 ) -> None:
-    path = tmp_path_factory.mktemp("zstd")
+    path = tmp_path_factory.mktemp(codec)
     with SegmentLog(path) as log:
-        log.create_topic("z", TopicConfig(compression="zstd"))
+        log.create_topic("z", TopicConfig(compression=codec))
         for batch in batches:
             log.append("z", 0, batch)
     expected = [r for batch in batches for r in batch]
@@ -51,28 +57,35 @@ def _log_file(path: Path) -> Path:
     return path / "z-0" / "00000000000000000000.log"
 
 
-def test_the_batches_on_disk_are_zstd_frames(tmp_path: Path) -> None:
+@CODECS
+def test_the_batches_on_disk_are_compressed_frames(tmp_path: Path, codec: str) -> None:
     value = b"the same words again and again " * 40
     with SegmentLog(tmp_path) as log:
-        log.create_topic("z", TopicConfig(compression="zstd"))
+        log.create_topic("z", TopicConfig(compression=codec))
         log.append("z", 0, [Record(value=value) for _ in range(4)])
     written = _log_file(tmp_path).read_bytes().rstrip(b"\0")
     assert len(written) < len(value)  # four copies took less than one
-    assert zstandard.FRAME_HEADER in written  # the zstd frame magic
+    assert MAGIC[codec] in written
 
 
+@CODECS
 def test_a_damaged_compressed_batch_is_an_error_naming_the_file(
-    tmp_path: Path,
+    tmp_path: Path, codec: str
 ) -> None:
     with SegmentLog(tmp_path) as log:
-        log.create_topic("z", TopicConfig(compression="zstd", segment_bytes=1024))
+        log.create_topic("z", TopicConfig(compression=codec, segment_bytes=1024))
         for i in range(12):  # several sealed segments
             log.append("z", 0, [Record(value=b"%03d " % i * 60)])
     sealed = _log_file(tmp_path)
     data = bytearray(sealed.read_bytes())
-    frame = data.index(zstandard.FRAME_HEADER)
+    frame = data.index(MAGIC[codec])
     data[frame + 8] ^= 0xFF  # inside the compressed body of the first batch
     sealed.write_bytes(bytes(data))
     with SegmentLog(tmp_path) as log, pytest.raises(CorruptLogError) as info:
         log.read("z", 0, 0, 100)
     assert "00000000000000000000.log" in str(info.value)
+
+
+def test_an_unknown_codec_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ConfigurationError, match="'none', 'zstd' or 'lz4'"):
+        TopicConfig(compression="gzip")  # type: ignore[arg-type]
