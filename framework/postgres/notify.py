@@ -7,7 +7,8 @@ them after the commit, coalesced, on a connection of its own. Notifications are 
 hint: readers poll with keyset pagination too, so a lost one only costs latency.
 The first notice after a quiet spell goes at once; during a burst the notices of
 each ``linger`` period go as one statement, so a lone write is heard within a
-round trip and a busy writer still sends at most one statement per period.
+round trip and a busy writer still sends at most one statement per period. That
+statement sends one NOTIFY per topic, naming every partition that moved.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from itertools import chain
 from typing import Any
 
 import attrs
@@ -32,6 +34,9 @@ logger = logging.getLogger("framework.postgres")
 LINGER_SECONDS = 0.005
 
 _SEND = "SELECT count(pg_notify(%s, payload)) FROM unnest(%s::text[]) AS payload"
+_SEND_ONE = "SELECT pg_notify(%s, %s)"
+#: Partitions per notice: PostgreSQL caps a payload at 8,000 bytes.
+_PAIRS_PER_NOTICE = 200
 
 
 @attrs.frozen
@@ -44,8 +49,44 @@ class Notification:
 
 
 def payload(topic: str, partition: int, last_offset: int) -> str:
-    """The NOTIFY payload: a JSON array ``[topic, partition, last_offset]``."""
+    """The NOTIFY payload for one partition: ``[topic, partition, last_offset]``."""
     return json.dumps([topic, partition, last_offset], separators=(",", ":"))
+
+
+def payloads(topic: str, offsets: dict[int, int]) -> list[str]:
+    """The payloads announcing several partitions of a topic: a JSON array
+    ``[topic, partition, last_offset, partition, last_offset, ...]`` each, so that
+    one NOTIFY covers them all (one per 200 partitions)."""
+    pairs = sorted(offsets.items())
+    return [
+        json.dumps(
+            [topic, *chain.from_iterable(pairs[i : i + _PAIRS_PER_NOTICE])],
+            separators=(",", ":"),
+        )
+        for i in range(0, len(pairs), _PAIRS_PER_NOTICE)
+    ]
+
+
+def notifications(text: str) -> list[Notification]:
+    """The notices a payload carries. A payload the framework did not write (someone
+    else's NOTIFY on the channel) is logged and carries none."""
+    try:
+        items = json.loads(text)
+        if (
+            not isinstance(items, list)
+            or len(items) % 2 != 1
+            or not isinstance(topic := items[0], str)
+        ):
+            raise ValueError("not [topic, partition, offset, ...]")
+        return [
+            Notification(topic, int(items[i]), int(items[i + 1]))
+            for i in range(1, len(items), 2)
+        ]
+    except (ValueError, TypeError) as exc:
+        logger.warning(
+            "ignoring a notice that is not the framework's: %r (%s)", text, exc
+        )
+        return []
 
 
 class Notifier:
@@ -103,14 +144,26 @@ class Notifier:
             self._conn.close()
 
     def _send(self, batch: dict[tuple[str, int], int]) -> None:
-        payloads = [payload(t, p, o) for (t, p), o in batch.items()]
+        by_topic: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in batch.items():
+            by_topic.setdefault(topic, {})[partition] = offset
+        texts = [
+            text for t, offsets in by_topic.items() for text in payloads(t, offsets)
+        ]
         try:
             with translated(self._url):
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self._url.conninfo, autocommit=True)
                     # A notice is a hint; it need not wait for the disk.
                     self._conn.execute("SET synchronous_commit = off")
-                self._conn.execute(_SEND, (self._channel, payloads))
+                # One NOTIFY per topic, not per partition: a NOTIFY costs the
+                # server, and this thread, more than the few bytes it carries.
+                if len(texts) == 1:
+                    self._conn.execute(
+                        _SEND_ONE, (self._channel, texts[0]), prepare=True
+                    )
+                else:
+                    self._conn.execute(_SEND, (self._channel, texts), prepare=True)
         except Exception as exc:  # noqa: BLE001 - must not kill the thread
             # Readers also poll, so a lost notice only delays them.
             logger.warning("could not send %d notifications: %s", len(batch), exc)
@@ -147,8 +200,7 @@ class Listener:
         out: list[Notification] = []
         with translated(self._url):
             for notice in self._conn.notifies(timeout=timeout, stop_after=1):
-                topic, partition, offset = json.loads(notice.payload)
-                out.append(Notification(topic, int(partition), int(offset)))
+                out.extend(notifications(notice.payload))
         return out
 
     def close(self) -> None:

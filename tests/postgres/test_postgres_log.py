@@ -54,3 +54,26 @@ def test_a_batch_above_the_copy_threshold_is_one_contiguous_append(
     got = log.read("t", 0, 1, max_records=5000)
     assert [r.offset for r in got] == list(range(1, 2501))
     assert got[300].value == bytes([300 % 256])
+
+
+def test_appends_to_many_partitions_are_all_announced(
+    pg_url: str, closing: list[Closer]
+) -> None:
+    log = PostgresLog(pg_url)
+    closing.append(log.close)
+    listener = Listener(parse_url(pg_url), log.db.channel)
+    closing.append(listener.close)
+    log.create_topic("t", TopicConfig(partitions=16))
+    for round_ in range(3):
+        for partition in range(16):
+            log.append("t", partition, [Record(value=b"%d" % round_)])
+    last: dict[int, int] = {}
+    for _ in range(40):
+        for notice in listener.wait(timeout=0.5):
+            assert notice.topic == "t"
+            last[notice.partition] = max(
+                last.get(notice.partition, -1), notice.last_offset
+            )
+        if last == dict.fromkeys(range(16), 2):
+            break
+    assert last == dict.fromkeys(range(16), 2)
