@@ -50,7 +50,7 @@ class Notification:
 
 def payload(topic: str, partition: int, last_offset: int) -> str:
     """The NOTIFY payload for one partition: ``[topic, partition, last_offset]``."""
-    return json.dumps([topic, partition, last_offset], separators=(",", ":"))
+    return payloads(topic, {partition: last_offset})[0]
 
 
 def payloads(topic: str, offsets: dict[int, int]) -> list[str]:
