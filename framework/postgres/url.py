@@ -32,7 +32,9 @@ class PostgresURL:
       connection, beside the pool, serves short statements;
     - ``connect_timeout``: seconds to wait for a connection (default 10; libpq's
       own parameter, also passed on to it);
-    - ``notify``: ``0`` turns off NOTIFY after appends (default on).
+    - ``notify``: NOTIFY after appends while a framework ``Listener`` is connected
+      (``1``, the default), ``always`` (for listeners of other programs), or never
+      (``0``).
     """
 
     conninfo: str = attrs.field(repr=False)
@@ -45,6 +47,8 @@ class PostgresURL:
     pool_max: int = 10
     connect_timeout: float = 10.0
     notify: bool = True
+    #: Notify even when no framework ``Listener`` is connected.
+    notify_always: bool = False
     #: Only for scrubbing driver messages; never shown.
     password: str = attrs.field(default="", repr=False)
 
@@ -103,9 +107,10 @@ def parse_url(url: str | None = None) -> PostgresURL:
             f"store URL option pool_max={pool_max} is below pool_min={pool_min}"
         )
     notify_raw = options.pop("notify", "1").lower()
-    if notify_raw not in ("0", "1", "true", "false", "on", "off"):
+    if notify_raw not in ("0", "1", "true", "false", "on", "off", "always"):
         raise ConfigurationError(
-            f"store URL option notify={notify_raw!r} must be 1/0, true/false or on/off"
+            f"store URL option notify={notify_raw!r} must be 1/0, true/false, on/off "
+            "or always"
         )
     connect_timeout = _int_option(
         "connect_timeout", options.get("connect_timeout", "10"), 1
@@ -138,6 +143,7 @@ def parse_url(url: str | None = None) -> PostgresURL:
         pool_min=pool_min,
         pool_max=pool_max,
         connect_timeout=float(connect_timeout),
-        notify=notify_raw in ("1", "true", "on"),
+        notify=notify_raw in ("1", "true", "on", "always"),
+        notify_always=notify_raw == "always",
         password=password,
     )
