@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from framework.domain.context import current_context
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent, event_name
+from framework.domain.ids import uuid7
 from framework.domain.payload import ensure_serializable
 from framework.errors import EventRegistrationError, UnserializableEventError
 
@@ -72,7 +72,8 @@ class Aggregate:
     def __init__(self, id: str | None = None) -> None:
         if id is not None and (not isinstance(id, str) or not id):
             raise ValueError(f"an aggregate id must be a non-empty str, got {id!r}")
-        self._id = id if id is not None else str(uuid.uuid4())
+        # Time-ordered by default, as event ids are (``framework.domain.ids``).
+        self._id = id if id is not None else str(uuid7())
         self._version = 0
         self._pending: list[EventEnvelope[DomainEvent]] = []
         for name, value in self.__mutable_defaults__.items():
@@ -111,7 +112,8 @@ class Aggregate:
             )
         ensure_serializable(event, cls.__event_check__, name)
         user_headers = _check_headers(headers, name) if headers else {}
-        event_id = uuid.uuid4()
+        timestamp_ms = time.time_ns() // 1_000_000
+        event_id = uuid7(timestamp_ms)
         context = current_context()
         if context is None:
             correlation_id = causation_id = str(event_id)
@@ -125,7 +127,7 @@ class Aggregate:
             stream_version=self._version + 1,
             name=name,
             version=version,
-            timestamp_ms=time.time_ns() // 1_000_000,
+            timestamp_ms=timestamp_ms,
             correlation_id=correlation_id,
             causation_id=causation_id,
             headers=user_headers,
