@@ -11,12 +11,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from framework.errors import ConfigurationError, StoreError
+from framework.errors import ConcurrencyError, ConfigurationError, StoreError
 from framework.log.backends.postgres import PostgresLog
+from framework.postgres import ddl
 from framework.postgres.database import migrate_database
 from framework.postgres.ddl import LATEST
 from framework.postgres.errors import StoreConnectionError
 from framework.postgres.url import DEFAULT_SCHEMA, parse_url
+from framework.store.backends.postgres import PostgresEventStore
+from framework.testing.store_contract import new_event
 from tests.conftest import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +80,7 @@ def test_an_unreachable_server_is_a_retriable_error_naming_host_not_password() -
 
 def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> None:
     url = f"{database_url()}?schema={schema}"
-    assert migrate_database(url) == ([1, 2], LATEST)
+    assert migrate_database(url) == ([1, 2, 3], LATEST)
     assert migrate_database(url) == ([], LATEST)
     with psycopg.connect(database_url()) as conn:
         rows = conn.execute(
@@ -85,7 +88,37 @@ def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> No
                 sql.Identifier(schema, "schema_version")
             )
         ).fetchall()
-    assert rows == [(1,), (2,)]
+    assert rows == [(1,), (2,), (3,)]
+
+
+def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{database_url()}?schema={schema}"
+    with monkeypatch.context() as patch:
+        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:2])
+        store = PostgresEventStore(url)
+        store.append("b-stream", [new_event(), new_event()], expected_version=0)
+        store.append("a-stream", [new_event()], expected_version=0)
+        store.close()
+    assert migrate_database(url) == ([3], LATEST)
+    store = PostgresEventStore(url)
+    try:
+        assert [e.stream_version for e in store.read_stream("b-stream")] == [1, 2]
+        with pytest.raises(ConcurrencyError):
+            store.append("b-stream", [new_event()], expected_version=1)
+        store.append("b-stream", [new_event()], expected_version=2)
+        assert store.stream_version("b-stream") == 3
+    finally:
+        store.close()
+    with psycopg.connect(database_url()) as conn:
+        row = conn.execute(
+            "SELECT collation_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'records' "
+            "AND column_name = 'stream_id'",
+            (schema,),
+        ).fetchone()
+    assert row == ("C",)
 
 
 def test_python_m_framework_db_migrate_uses_the_database_url(schema: str) -> None:
