@@ -80,11 +80,29 @@ def _run_prepared(
     return result
 
 
+def fetchone_on(
+    conn: psycopg.Connection[Any], prepared: Prepared, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of ``prepared`` run on ``conn``, in whatever transaction it is
+    in (``Database.fetchone_prepared`` picks the connection itself). Raises
+    psycopg's errors: the caller's ``Database.cursor`` block translates them."""
+    if not isinstance(conn, Connection):
+        # Not one of ours (no record of what it has prepared): psycopg's way.
+        with conn.cursor(binary=prepared.result_format == 1) as cur:
+            return cur.execute(prepared.source, params, prepare=True).fetchone()
+    return _first_prepared_row(conn, prepared, _run_prepared(conn, prepared, params))
+
+
 def _first_prepared_row(
     conn: Connection, prepared: Prepared, result: PGresult
 ) -> tuple[Any, ...] | None:
     if not result.ntuples:
         return None
+    if prepared.parse is None:
+        loader = conn.transformer()
+        loader.set_pgresult(result)
+        row: tuple[Any, ...] | None = loader.load_row(0, tuple)
+        return row
     return prepared.row([result.get_value(0, i) for i in range(result.nfields)])
 
 

@@ -40,6 +40,44 @@ def _raw(value: bytes) -> bytes:
     return value
 
 
+#: One-dimensional arrays of those types, by array type OID.
+INT4_ARRAY = 1007
+INT8_ARRAY = 1016
+TEXT_ARRAY = 1009
+BYTEA_ARRAY = 1001
+UUID_ARRAY = 2951
+
+_ARRAY_HEAD = struct.Struct(">iiiii").pack
+_LENGTH = struct.Struct(">i").pack
+_NULL = _LENGTH(-1)
+
+
+def _array_of(element: int, fixed: int = 0) -> Callable[[Sequence[Any]], bytes]:
+    """The binary encoder of a one-dimensional array of ``element`` (PostgreSQL's
+    ``array_recv`` layout: dimensions, null flag, element type, length and lower
+    bound, then each element's length and bytes). ``fixed``: the byte size of
+    every element of a fixed-size type, whose length prefix is then shared."""
+    encode = _ENCODERS[element]
+
+    def encode_array(values: Sequence[Any]) -> bytes:
+        has_null = None in values
+        head = _ARRAY_HEAD(1, 1 if has_null else 0, element, len(values), 1)
+        if fixed and not has_null:
+            prefix = _LENGTH(fixed)
+            return head + b"".join([prefix + encode(v) for v in values])
+        parts = [head]
+        for value in values:
+            if value is None:
+                parts.append(_NULL)
+            else:
+                raw = encode(value)
+                parts.append(_LENGTH(len(raw)))
+                parts.append(raw)
+        return b"".join(parts)
+
+    return encode_array
+
+
 #: Binary-format encoders per type.
 _ENCODERS: dict[int, Callable[[Any], bytes]] = {
     INT4: struct.Struct(">i").pack,
@@ -48,6 +86,15 @@ _ENCODERS: dict[int, Callable[[Any], bytes]] = {
     BYTEA: _raw,
     UUID: _uuid_bytes,
 }
+_ENCODERS.update(
+    {
+        INT4_ARRAY: _array_of(INT4, 4),
+        INT8_ARRAY: _array_of(INT8, 8),
+        TEXT_ARRAY: _array_of(TEXT),
+        BYTEA_ARRAY: _array_of(BYTEA),
+        UUID_ARRAY: _array_of(UUID, 16),
+    }
+)
 
 
 class Prepared:

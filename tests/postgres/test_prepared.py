@@ -8,11 +8,27 @@ import threading
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from framework.postgres.database import Database
+from framework.postgres.database import Database, fetchone_on
 from framework.postgres.errors import DuplicateRowError
-from framework.postgres.prepared import BYTEA, INT4, INT8, TEXT, UUID, Prepared
+from framework.postgres.prepared import (
+    BYTEA,
+    BYTEA_ARRAY,
+    INT4,
+    INT4_ARRAY,
+    INT8,
+    INT8_ARRAY,
+    TEXT,
+    TEXT_ARRAY,
+    UUID,
+    UUID_ARRAY,
+    Prepared,
+)
+from tests.conftest import database_url
 
 INSERT = (
     b"INSERT INTO {t} (id, n, big, data, note) "
@@ -114,3 +130,53 @@ def test_rows_and_errors_match_the_cursor_on_either_connection(db: Database) -> 
     assert db.fetchall_prepared(select, {"n": 3}) == [
         (uuid.UUID(int=3), 3, 3 * 2**33, b"d3", "three")
     ]
+
+
+ARRAYS = (
+    b"SELECT %(i4)s::integer[], %(i8)s::bigint[], %(t)s::text[], %(b)s::bytea[], "
+    b"%(u)s::uuid[]"
+)
+ARRAY_TYPES = {
+    "i4": INT4_ARRAY,
+    "i8": INT8_ARRAY,
+    "t": TEXT_ARRAY,
+    "b": BYTEA_ARRAY,
+    "u": UUID_ARRAY,
+}
+
+
+def _lists(element: st.SearchStrategy[object]) -> st.SearchStrategy[list[object]]:
+    return st.lists(st.one_of(st.none(), element), max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    i4=_lists(st.integers(-(2**31), 2**31 - 1)),
+    i8=_lists(st.integers(-(2**63), 2**63 - 1)),
+    t=_lists(st.text(alphabet=st.characters(blacklist_characters="\x00"))),
+    b=_lists(st.binary(max_size=40)),
+    u=_lists(st.uuids()),
+)
+def test_binary_arrays_reach_the_server_as_the_same_lists(  # noqa: PLR0917
+    array_db: Database,
+    i4: list[object],
+    i8: list[object],
+    t: list[object],
+    b: list[object],
+    u: list[object],
+) -> None:
+    prepared = Prepared("arrays", ARRAYS, ARRAY_TYPES)
+    params = {"i4": i4, "i8": i8, "t": t, "b": b, "u": u}
+    assert array_db.fetchone_prepared(prepared, params) == (i4, i8, t, b, u)
+    # Inside a transaction, on a given connection; and on a plain psycopg one.
+    with array_db.cursor() as cur:
+        assert fetchone_on(cur.connection, prepared, params) == (i4, i8, t, b, u)
+    with psycopg.connect(database_url(), autocommit=True) as plain:
+        assert fetchone_on(plain, prepared, params) == (i4, i8, t, b, u)
+
+
+@pytest.fixture(scope="module")
+def array_db() -> Iterator[Database]:
+    database = Database(database_url())
+    yield database
+    database.close()
