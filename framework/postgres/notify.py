@@ -145,6 +145,12 @@ class Notifier:
 
     def publish(self, topic: str, partition: int, last_offset: int) -> None:
         """Announce a commit; returns at once. Call only after the commit."""
+        if not self._heard and time.monotonic() - self._looked_at < _RECHECK_UNHEARD:
+            # Nobody listened a moment ago: the thread would drop this notice, so
+            # do not wake it (its lock and wake-up cost a writer more than the
+            # check). Read without the lock: a stale value only sends a notice
+            # the thread then drops, or drops one it would have dropped.
+            return
         with self._cond:
             if self._closing:
                 return

@@ -23,6 +23,7 @@ class Note(Aggregate):
     def _noted(self, e: Noted) -> None:
         pass
 
+
 _MS = st.integers(min_value=0, max_value=(1 << 48) - 1)
 
 
