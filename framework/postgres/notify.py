@@ -118,18 +118,11 @@ class Notifier:
     """Coalesces the appends' notices and sends them from one background thread."""
 
     def __init__(
-        self,
-        url: PostgresURL,
-        channel: str,
-        *,
-        linger: float = LINGER_SECONDS,
-        always: bool | None = None,
+        self, url: PostgresURL, channel: str, *, linger: float = LINGER_SECONDS
     ) -> None:
         self._url = url
         self._channel = channel
         self._linger = linger
-        #: Send even when no framework listener is connected.
-        self._always = url.notify_always if always is None else always
         self._listener_name = listener_name(channel)
         #: When listeners were last looked for, and whether one was there.
         self._looked_at = float("-inf")
@@ -200,7 +193,9 @@ class Notifier:
                     self._conn = psycopg.connect(self._url.conninfo, autocommit=True)
                     # A notice is a hint; it need not wait for the disk.
                     self._conn.execute("SET synchronous_commit = off")
-                if not self._always and not self._someone_listens(self._conn):
+                if not self._url.notify_always and not self._someone_listens(
+                    self._conn
+                ):
                     self.unheard += 1
                     return
                 # One NOTIFY per topic, not per partition: a NOTIFY costs the
