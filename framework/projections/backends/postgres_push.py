@@ -91,7 +91,10 @@ class Announcements:
     def wait_for(self, key: str, position: Mapping[int, int], timeout: float) -> bool:
         """Whether announcements for ``key`` covered ``position`` within
         ``timeout``. The first call starts listening and returns ``True`` at once
-        (the caller looks again, now that nothing can be missed)."""
+        (the caller looks again, now that it will hear what commits next). A
+        writer that found no listener in the last 0.1 s may still drop a notice
+        (``framework.postgres.notify``); callers wait in short slices and look
+        at the store between them, so that costs one slice."""
         if self._thread is None:
             if self._start():
                 return True
