@@ -58,13 +58,25 @@ def _array_of(element: int, fixed: int = 0) -> Callable[[Sequence[Any]], bytes]:
     bound, then each element's length and bytes). ``fixed``: the byte size of
     every element of a fixed-size type, whose length prefix is then shared."""
     encode = _ENCODERS[element]
+    prefix = _LENGTH(fixed)
 
     def encode_array(values: Sequence[Any]) -> bytes:
-        has_null = None in values
-        head = _ARRAY_HEAD(1, 1 if has_null else 0, element, len(values), 1)
-        if fixed and not has_null:
-            prefix = _LENGTH(fixed)
-            return head + b"".join([prefix + encode(v) for v in values])
+        # A multi-event append encodes eight arrays per save, three of them
+        # usually all NULL: the common shapes are joined in C (``map``, ``join``)
+        # rather than element by element, a third of a 100-event save's client time.
+        count = len(values)
+        nulls = values.count(None)
+        head = _ARRAY_HEAD(1, 1 if nulls else 0, element, count, 1)
+        if not count:
+            return head
+        if nulls == count:
+            return head + _NULL * count
+        if not nulls:
+            if fixed:
+                # The shared length prefix doubles as the separator.
+                return head + prefix + prefix.join(map(encode, values))
+            raws = list(map(encode, values))
+            return head + b"".join([_LENGTH(len(raw)) + raw for raw in raws])
         parts = [head]
         for value in values:
             if value is None:
