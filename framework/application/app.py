@@ -28,6 +28,7 @@ from framework.errors import (
     ConcurrencyError,
     ConfigurationError,
     ProjectionError,
+    UnknownEventError,
 )
 from framework.log.ports import Log
 from framework.projections.ports import InlineReadModelStore, ReadModelStore
@@ -237,18 +238,42 @@ class Application:
         travel). Raises ``AggregateNotFoundError`` (a ``LookupError``) if it has no
         events, or fewer than ``version``; ``UnknownEventError`` if an event's class
         is not registered."""
-        stored = self.store.read_stream(aggregate_id, to_version=version)
-        if not stored:
+        rows = self.store.read_stream_data(aggregate_id, to_version=version)
+        if not rows:
             raise AggregateNotFoundError(cls.__qualname__, aggregate_id)
-        if version is not None and len(stored) < version:
+        if version is not None and len(rows) < version:
             raise AggregateNotFoundError(
                 cls.__qualname__,
                 aggregate_id,
-                f" at version {version} (it has {len(stored)} events)",
+                f" at version {version} (it has {len(rows)} events)",
             )
-        decoder = EnvelopeDecoder(self.codec, self.store.topic)
-        events = [decoder.event(s) for s in stored]
+        decoders: dict[tuple[str, int], Callable[[bytes], DomainEvent]] = {}
+        events = []
+        for stream_version, (name, event_version, data) in enumerate(rows, 1):
+            decode = decoders.get((name, event_version))
+            if decode is None:
+                decode = decoders[name, event_version] = self._stream_decoder(
+                    aggregate_id, stream_version, name, event_version
+                )
+            events.append(decode(data))
         return cls._replay(aggregate_id, events)
+
+    def _stream_decoder(
+        self, stream_id: str, stream_version: int, name: str, event_version: int
+    ) -> Callable[[bytes], DomainEvent]:
+        try:
+            return self.codec.decoder(
+                name,
+                event_version,
+                where=f"stream {stream_id!r} version {stream_version}",
+            )
+        except UnknownEventError:
+            # Rare: read the event in full, so the error names where it is stored.
+            stored = self.store.read_stream(
+                stream_id, from_version=stream_version, to_version=stream_version
+            )
+            EnvelopeDecoder(self.codec, self.store.topic).decoder_for(stored[0])
+            raise
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None

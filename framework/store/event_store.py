@@ -340,6 +340,15 @@ class LogEventStore:
             offsets = all_offsets[from_version - 1 : to_version]
         return to_stored_all(self.log.read_at(self.topic, partition, offsets))
 
+    def read_stream_data(
+        self, stream_id: str, *, to_version: int | None = None
+    ) -> list[tuple[str, int, bytes]]:
+        """(name, schema version, data) of versions ``1..to_version``, in order."""
+        return [
+            (e.name, e.version, e.data)
+            for e in self.read_stream(stream_id, to_version=to_version)
+        ]
+
     def read_partition(
         self, partition: int, from_offset: int = 0, max_events: int = 1000
     ) -> list[StoredEvent]:

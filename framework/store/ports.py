@@ -62,6 +62,13 @@ class EventStore(Protocol):
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> list[StoredEvent]: ...
 
+    def read_stream_data(
+        self, stream_id: str, *, to_version: int | None = None
+    ) -> list[tuple[str, int, bytes]]:
+        """What replaying an aggregate needs and no more: each event's (name,
+        schema version, data) for versions ``1..to_version``, in order."""
+        ...
+
     def read_partition(
         self, partition: int, from_offset: int = 0, max_events: int = 1000
     ) -> list[StoredEvent]: ...

@@ -157,6 +157,19 @@ class EventStoreContract:
         assert store.read_stream("missing") == []
         assert store.stream_version("missing") == 0
 
+    def test_read_stream_data_is_what_a_replay_needs_in_version_order(
+        self, store: EventStore
+    ) -> None:
+        events = [new_event(f"a.E{i % 3}") for i in range(5)]
+        events[2] = events[2]._replace(version=4, data=b'{"n":3}')
+        store.append("s", events[:2], expected_version=0)
+        store.append("other", [new_event()], expected_version=0)
+        store.append("s", events[2:], expected_version=2)
+        expected = [(e.name, e.version, e.data) for e in events]
+        assert store.read_stream_data("s") == expected
+        assert store.read_stream_data("s", to_version=3) == expected[:3]
+        assert store.read_stream_data("missing") == []
+
     def test_a_partition_reads_in_offset_order_across_streams(
         self, store: EventStore
     ) -> None:

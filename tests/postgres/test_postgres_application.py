@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import attrs
@@ -18,8 +19,10 @@ from framework import (
     Position,
     RetryPolicy,
     UnitOfWork,
+    UnknownEventError,
 )
 from framework.store.backends.postgres import PostgresEventStore
+from framework.store.events import NewEvent
 
 
 @pytest.fixture
@@ -56,6 +59,23 @@ def test_load_at_a_version_travels_back_in_time(app: Application) -> None:
     assert app.load(Account, account.id, version=3).balance == 30
     with pytest.raises(AggregateNotFoundError, match=r"at version 9 .it has 4"):
         app.load(Account, account.id, version=9)
+
+
+def test_an_unregistered_stored_event_is_named_with_its_position(
+    app: Application,
+) -> None:
+    account = Account.open("alice")
+    app.save(account)
+    event_id = uuid.uuid4()
+    frozen = NewEvent(event_id, "ledger.Frozen", 1, b"{}", 0, "c", "c")
+    app.store.append(account.id, [frozen], expected_version=1)
+    with pytest.raises(UnknownEventError) as info:
+        app.load(Account, account.id)
+    partition = app.store.partition_of(account.id)
+    # Loads read three columns; the error still says where the event is stored.
+    assert f"events/{partition} offset 1 (stream {account.id!r} version 2)" in str(
+        info.value
+    )
 
 
 def test_saving_a_stale_copy_raises_and_keeps_its_pending_events(

@@ -87,6 +87,9 @@ class EventStoreModel(RuleBasedStateMachine):
             assert [e.event_id for e in stored] == ids
             assert [e.stream_version for e in stored] == list(range(1, len(ids) + 1))
             assert self.store.stream_version(stream) == len(ids)
+            assert self.store.read_stream_data(stream) == [
+                (e.name, e.version, e.data) for e in stored
+            ]
 
     @invariant()
     def partitions_are_contiguous(self) -> None:
