@@ -131,6 +131,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             'ALTER TABLE {schema}.records ALTER COLUMN stream_id TYPE text COLLATE "C"',
         ),
     ),
+    Migration(
+        4,
+        "partitions: no CHECK or foreign key for each append's UPDATE to re-check",
+        (
+            # Every append UPDATEs its partition's head row, and PostgreSQL
+            # re-checks a table's CHECK constraints and sets up its foreign-key
+            # trigger on every UPDATE, even of other columns: 18,000 of the
+            # 282,000 instructions a single-event append cost the server
+            # (callgrind, docs/benchmarks.md). Only ``PostgresLog`` writes these
+            # rows, when it creates a topic: in the topic's transaction, from
+            # ``generate_series(0, partitions - 1)`` and the topic's new id, under
+            # the topics table's own CHECK (partitions > 0). Nothing deletes topics.
+            "ALTER TABLE {schema}.partitions "
+            "DROP CONSTRAINT IF EXISTS partitions_partition_check",
+            "ALTER TABLE {schema}.partitions "
+            "DROP CONSTRAINT IF EXISTS partitions_topic_id_fkey",
+        ),
+    ),
 )
 
 #: The version the code expects.

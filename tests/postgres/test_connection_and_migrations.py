@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -80,7 +81,7 @@ def test_an_unreachable_server_is_a_retriable_error_naming_host_not_password() -
 
 def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> None:
     url = f"{database_url()}?schema={schema}"
-    assert migrate_database(url) == ([1, 2, 3], LATEST)
+    assert migrate_database(url) == ([1, 2, 3, 4], LATEST)
     assert migrate_database(url) == ([], LATEST)
     with psycopg.connect(database_url()) as conn:
         rows = conn.execute(
@@ -88,7 +89,7 @@ def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> No
                 sql.Identifier(schema, "schema_version")
             )
         ).fetchall()
-    assert rows == [(1,), (2,), (3,)]
+    assert rows == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
@@ -101,7 +102,7 @@ def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
         store.append("b-stream", [new_event(), new_event()], expected_version=0)
         store.append("a-stream", [new_event()], expected_version=0)
         store.close()
-    assert migrate_database(url) == ([3], LATEST)
+    assert migrate_database(url) == ([3, 4], LATEST)
     store = PostgresEventStore(url)
     try:
         assert [e.stream_version for e in store.read_stream("b-stream")] == [1, 2]
@@ -119,6 +120,38 @@ def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
             (schema,),
         ).fetchone()
     assert row == ("C",)
+
+
+def test_migration_4_leaves_the_head_rows_without_checks_to_rerun(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{database_url()}?schema={schema}"
+    with monkeypatch.context() as patch:
+        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:3])
+        store = PostgresEventStore(url)
+        store.append("s", [new_event()], expected_version=0)
+        store.close()
+    with psycopg.connect(database_url()) as conn:
+        assert _partition_constraints(conn, schema) == ["c", "f", "p"]
+    assert migrate_database(url) == ([4], LATEST)
+    with psycopg.connect(database_url()) as conn:
+        assert _partition_constraints(conn, schema) == ["p"]
+    store = PostgresEventStore(url)
+    try:
+        appended = store.append("s", [new_event()], expected_version=1)
+        assert (appended.first_version, appended.first_offset) == (2, 1)
+    finally:
+        store.close()
+
+
+def _partition_constraints(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """The kinds of the head table's constraints: c(heck), f(oreign key), p(key)."""
+    rows = conn.execute(
+        "SELECT contype FROM pg_constraint WHERE conrelid = %s::regclass "
+        "ORDER BY contype",
+        (sql.Identifier(schema, "partitions").as_string(conn),),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def test_python_m_framework_db_migrate_uses_the_database_url(schema: str) -> None:
