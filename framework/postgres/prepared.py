@@ -63,7 +63,8 @@ def _array_of(element: int, fixed: int = 0) -> Callable[[Sequence[Any]], bytes]:
     def encode_array(values: Sequence[Any]) -> bytes:
         # A multi-event append encodes eight arrays per save, three of them
         # usually all NULL: the common shapes are joined in C (``map``, ``join``)
-        # rather than element by element, a third of a 100-event save's client time.
+        # rather than element by element (a 100-event save's client time went
+        # from 305 to 285 µs).
         count = len(values)
         nulls = values.count(None)
         head = _ARRAY_HEAD(1, 1 if nulls else 0, element, count, 1)
