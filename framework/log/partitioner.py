@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from framework.errors import ConfigurationError
 
-__all__ = ["murmur2", "partition_for", "to_positive"]
+__all__ = ["murmur2", "partition_for", "to_positive", "utf8_key"]
 
 # Kafka's constants; any change moves every existing key to another partition.
 _SEED = 0x9747B28C
@@ -103,6 +103,18 @@ def to_positive(n: int) -> int:
     return n & 0x7FFFFFFF
 
 
+def utf8_key(key: str) -> bytes:
+    """``key`` as UTF-8, the bytes a stream id or record key is hashed and stored
+    as; ``ValueError`` naming it if it holds a lone surrogate, which UTF-8 lacks."""
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"key {key!r} cannot be encoded as UTF-8 ({exc.reason}); a stream id "
+            "or record key must be text without lone surrogates"
+        ) from exc
+
+
 def partition_for(key: bytes | str, num_partitions: int) -> int:
     """The partition in ``range(num_partitions)`` Kafka's producer picks for ``key``.
 
@@ -110,7 +122,7 @@ def partition_for(key: bytes | str, num_partitions: int) -> int:
     ``StringSerializer`` puts on the wire.
     """
     if isinstance(key, str):
-        key = key.encode("utf-8")
+        key = utf8_key(key)
     elif not isinstance(key, bytes):
         raise TypeError(
             f"partition key must be bytes or str, got {type(key).__name__} "

@@ -110,6 +110,17 @@ _ENCODERS.update(
 )
 
 
+def _unencodable(value: Any) -> bool:
+    values = value if isinstance(value, list | tuple) else (value,)
+    for item in values:
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 class Prepared:
     """A statement written with ``%(name)s`` placeholders (as psycopg takes it),
     ready to run directly: ``types`` gives each parameter's type OID, ``parse``
@@ -162,11 +173,21 @@ class Prepared:
         self.result_format = 1 if parse is None else 0
 
     def values(self, params: Mapping[str, Any]) -> list[bytes | None]:
-        """The parameters, encoded in binary, in ``$n`` order."""
-        return [
-            None if (value := params[name]) is None else encode(value)
-            for name, encode in zip(self.names, self.encoders, strict=True)
-        ]
+        """The parameters, encoded in binary, in ``$n`` order. ``ValueError``
+        names a parameter whose text UTF-8 cannot encode (a lone surrogate)."""
+        try:
+            return [
+                None if (value := params[name]) is None else encode(value)
+                for name, encode in zip(self.names, self.encoders, strict=True)
+            ]
+        except UnicodeEncodeError as exc:
+            bad = next((n for n in self.names if _unencodable(params[n])), "?")
+            raise ValueError(
+                f"parameter {bad!r} of {self.name.decode()} holds text that UTF-8 "
+                f"cannot encode ({exc.reason}: {exc.object[exc.start : exc.end]!r}), "
+                "which PostgreSQL cannot store; nothing was written; pass text "
+                "without lone surrogates"
+            ) from exc
 
     def row(self, values: Sequence[bytes | None]) -> tuple[Any, ...]:
         """A result row (text format) as Python values; NULL stays None."""

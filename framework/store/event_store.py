@@ -11,7 +11,7 @@ from pathlib import Path
 
 from framework.errors import ConcurrencyError, EndOffsetMismatchError
 from framework.log.config import TopicConfig
-from framework.log.partitioner import partition_for
+from framework.log.partitioner import partition_for, utf8_key
 from framework.log.ports import Log
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
@@ -119,7 +119,7 @@ class LogEventStore:
         self._append_turns = [threading.Lock() for _ in range(self.partitions)]
 
     def partition_of(self, stream_id: str) -> int:
-        return self._partition(stream_id, stream_id.encode())
+        return self._partition(stream_id, utf8_key(stream_id))
 
     def _partition(self, stream_id: str, key: bytes) -> int:
         if self.partitions == 1:  # the embedded default: nothing to hash
@@ -164,7 +164,7 @@ class LogEventStore:
             raise ValueError(
                 f"expected_version must be None or >= 0, got {expected_version}"
             )
-        key = stream_id.encode()
+        key = utf8_key(stream_id)
         partition = self._partition(stream_id, key)
         index = self._indexes[partition]
         # The index is trusted without reading the log first: the append is

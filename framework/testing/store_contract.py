@@ -200,6 +200,9 @@ class EventStoreContract:
             store.append("s", [], expected_version=0)
         with pytest.raises(ValueError, match="expected_version"):
             store.append("s", [new_event()], expected_version=-1)
+        with pytest.raises(ValueError, match=r"stream id .*lone surrogates"):
+            store.append("s\ud800", [new_event()], expected_version=0)
+        assert store.read_stream("s") == []
 
     def test_a_second_store_on_the_same_log_sees_writes_and_conflicts(
         self, make_store: MakeStore

@@ -153,7 +153,14 @@ def _lists(element: st.SearchStrategy[object]) -> st.SearchStrategy[list[object]
 @given(
     i4=_lists(st.integers(-(2**31), 2**31 - 1)),
     i8=_lists(st.integers(-(2**63), 2**63 - 1)),
-    t=_lists(st.text(alphabet=st.characters(blacklist_characters="\x00"))),
+    # PostgreSQL's text holds neither NUL nor lone surrogates (UTF-8 has none).
+    t=_lists(
+        st.text(
+            alphabet=st.characters(
+                blacklist_characters="\x00", blacklist_categories=("Cs",)
+            )
+        )
+    ),
     b=_lists(st.binary(max_size=40)),
     u=_lists(st.uuids()),
 )
@@ -180,3 +187,15 @@ def array_db() -> Iterator[Database]:
     database = Database(database_url())
     yield database
     database.close()
+
+
+def test_text_that_utf8_cannot_encode_is_refused_naming_the_parameter(
+    array_db: Database,
+) -> None:
+    prepared = Prepared("arrays", ARRAYS, ARRAY_TYPES)
+    params = {"i4": [], "i8": [], "t": ["ok", "\ud800"], "b": [], "u": []}
+    with pytest.raises(ValueError, match=r"parameter 't' .*'\\ud800'.*lone surrogates"):
+        array_db.fetchone_prepared(prepared, params)
+    # The connection is still good for the next statement.
+    params["t"] = ["ok"]
+    assert array_db.fetchone_prepared(prepared, params) == ([], [], ["ok"], [], [])
