@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from framework.errors import ConfigurationError
+from framework.log import partitioner
 from framework.log.partitioner import murmur2, partition_for, to_positive
+
+Hash = Callable[[bytes], int]
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -126,19 +132,35 @@ def reference_murmur2(raw: bytes) -> int:
     return h
 
 
+@pytest.fixture(scope="module", params=["python", "c"])
+def murmur(request: pytest.FixtureRequest) -> Hash:
+    """Each implementation: the pure-Python reference and fallback, and the C one
+    that ``partition_for`` uses where it was built (it must be, under CI)."""
+    if request.param == "python":
+        return murmur2
+    compiled = partitioner._compiled
+    if compiled is None:
+        if os.environ.get("FRAMEWORK_REQUIRE_SERVICES") == "1":
+            pytest.fail("framework.log._murmur2 was not built; is a C compiler there?")
+        pytest.skip("framework.log._murmur2 was not built (no C compiler)")
+    return compiled
+
+
 # --- Published vectors ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("data", "expected"), KAFKA_UTILS_TEST_VECTORS)
-def test_murmur2_matches_kafka_java_client_vectors(data: bytes, expected: int) -> None:
-    assert murmur2(data) == expected
+def test_murmur2_matches_kafka_java_client_vectors(
+    murmur: Hash, data: bytes, expected: int
+) -> None:
+    assert murmur(data) == expected
 
 
 @pytest.mark.parametrize(("data", "expected"), LIBRDKAFKA_TEST_VECTORS)
 def test_murmur2_matches_librdkafka_java_compatibility_vectors(
-    data: bytes, expected: int
+    murmur: Hash, data: bytes, expected: int
 ) -> None:
-    assert murmur2(data) == expected
+    assert murmur(data) == expected
 
 
 @pytest.mark.parametrize(
@@ -169,45 +191,46 @@ def test_a_str_key_routes_like_its_utf8_bytes_for_a_published_vector() -> None:
 
 @given(st.binary(max_size=64))
 def test_murmur2_equals_the_literal_java_transliteration_for_any_bytes(
+    murmur: Hash,
     data: bytes,
 ) -> None:
-    assert murmur2(data) == reference_murmur2(data)
+    assert murmur(data) == reference_murmur2(data)
 
 
 @pytest.mark.parametrize("length", range(8))
 @given(data=st.data())
 def test_murmur2_equals_the_reference_for_every_tail_length(
-    length: int, data: st.DataObject
+    murmur: Hash, length: int, data: st.DataObject
 ) -> None:
     raw = data.draw(st.binary(min_size=length, max_size=length))
-    assert murmur2(raw) == reference_murmur2(raw)
+    assert murmur(raw) == reference_murmur2(raw)
 
 
 @pytest.mark.parametrize("byte", [0x00, 0x7F, 0x80, 0xFF])
 @pytest.mark.parametrize("length", range(8))
 def test_murmur2_treats_high_bytes_as_unsigned_in_every_position(
-    byte: int, length: int
+    murmur: Hash, byte: int, length: int
 ) -> None:
     raw = bytes([byte]) * length
-    assert murmur2(raw) == reference_murmur2(raw)
+    assert murmur(raw) == reference_murmur2(raw)
 
 
 @given(st.binary(max_size=256))
-def test_murmur2_always_returns_a_signed_32_bit_int(data: bytes) -> None:
-    result = murmur2(data)
+def test_murmur2_always_returns_a_signed_32_bit_int(murmur: Hash, data: bytes) -> None:
+    result = murmur(data)
     assert isinstance(result, int)
     assert INT32_MIN <= result <= INT32_MAX
 
 
-def test_the_empty_key_hashes_as_java_does() -> None:
-    assert murmur2(b"") == reference_murmur2(b"") == 275646681
+def test_the_empty_key_hashes_as_java_does(murmur: Hash) -> None:
+    assert murmur(b"") == reference_murmur2(b"") == 275646681
     assert partition_for(b"", 7) == partition_for("", 7) == 275646681 % 7
 
 
-def test_murmur2_does_not_depend_on_the_buffers_alignment() -> None:
+def test_murmur2_does_not_depend_on_the_buffers_alignment(murmur: Hash) -> None:
     # A slice of a larger buffer starts mid-word in memory; the hash must not care.
     backing = b"x" + b"a-little-bit-long-string"
-    assert murmur2(backing[1:]) == -985981536
+    assert murmur(backing[1:]) == -985981536
 
 
 # --- to_positive ---------------------------------------------------------------------
