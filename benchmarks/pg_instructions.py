@@ -53,12 +53,6 @@ class _Tables:
         return sql.Identifier(self.schema, name)
 
 
-def _as_text(composed: bytes) -> str:
-    # Identifiers composed without a connection come out quoted; that is all
-    # the single-user backend needs.
-    return composed.decode()
-
-
 def append_prepare(schema: str = SCHEMA) -> tuple[str, list[str]]:
     """The ``PREPARE append(...)`` of the store's single-event append to a new
     stream, and its parameters' names in ``$n`` order."""
@@ -70,7 +64,7 @@ def append_prepare(schema: str = SCHEMA) -> tuple[str, list[str]]:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    query = re.sub(r"%\((\w+)\)s", number, _as_text(statement))
+    query = re.sub(r"%\((\w+)\)s", number, statement.decode())
     types = ", ".join(_SQL_TYPES[_APPEND_TYPES[n]] for n in names)
     return f"PREPARE append({types}) AS {query};\n\n", names
 
@@ -122,7 +116,7 @@ def setup_sql(extra: str, schema: str = SCHEMA) -> str:
         ),
     ]
     # Single-user mode with -j ends a statement at a semicolon and an empty line.
-    text = "".join(f"{_as_text(s.as_bytes(None))};\n\n" for s in statements)
+    text = "".join(f"{s.as_bytes(None).decode()};\n\n" for s in statements)
     if extra.strip():
         text += "".join(f"{s.strip()};\n\n" for s in extra.split(";") if s.strip())
     return text

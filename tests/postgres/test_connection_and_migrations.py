@@ -96,12 +96,7 @@ def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"{database_url()}?schema={schema}"
-    with monkeypatch.context() as patch:
-        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:2])
-        store = PostgresEventStore(url)
-        store.append("b-stream", [new_event(), new_event()], expected_version=0)
-        store.append("a-stream", [new_event()], expected_version=0)
-        store.close()
+    _write_before(url, monkeypatch, 2, {"b-stream": 2, "a-stream": 1})
     assert migrate_database(url) == ([3, 4], LATEST)
     store = PostgresEventStore(url)
     try:
@@ -126,11 +121,7 @@ def test_migration_4_leaves_the_head_rows_without_checks_to_rerun(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"{database_url()}?schema={schema}"
-    with monkeypatch.context() as patch:
-        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:3])
-        store = PostgresEventStore(url)
-        store.append("s", [new_event()], expected_version=0)
-        store.close()
+    _write_before(url, monkeypatch, 3, {"s": 1})
     with psycopg.connect(database_url()) as conn:
         assert _partition_constraints(conn, schema) == ["c", "f", "p"]
     assert migrate_database(url) == ([4], LATEST)
@@ -142,6 +133,22 @@ def test_migration_4_leaves_the_head_rows_without_checks_to_rerun(
         assert (appended.first_version, appended.first_offset) == (2, 1)
     finally:
         store.close()
+
+
+def _write_before(
+    url: str, monkeypatch: pytest.MonkeyPatch, applied: int, streams: dict[str, int]
+) -> None:
+    """Write ``streams`` (id -> event count) with a store whose code knew only the
+    first ``applied`` migrations, as an older release would have."""
+    with monkeypatch.context() as patch:
+        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:applied])
+        store = PostgresEventStore(url)
+        try:
+            for stream, count in streams.items():
+                events = [new_event() for _ in range(count)]
+                store.append(stream, events, expected_version=0)
+        finally:
+            store.close()
 
 
 def _partition_constraints(conn: psycopg.Connection[Any], schema: str) -> list[str]:
