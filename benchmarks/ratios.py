@@ -66,6 +66,14 @@ TARGETS: list[tuple[str, tuple[str, str], tuple[str, str], float]] = [
         0.0,
     ),
     (
+        # What four writers can gain on this host at all: where the disk's flush is
+        # fast, two cores shared by eight processes bound the raw inserts too.
+        "pg raw 4 connections / raw INSERT (the host, not a target)",
+        ("pg_raw_insert_4", "raw"),
+        ("pg_raw_insert", "raw"),
+        0.0,
+    ),
+    (
         "file one writer / raw fsync loop",
         ("segments_append_1", "file"),
         ("segments_raw_fsync_loop", "file"),
