@@ -12,9 +12,9 @@ as psycopg's own exceptions, so ``translate`` maps them as for any statement.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import struct
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,14 +26,6 @@ BYTEA = 17
 UUID = 2950
 
 _PLACEHOLDER = re.compile(rb"%\((\w+)\)s")
-
-
-def _uuid_bytes(value: uuid.UUID) -> bytes:
-    return value.bytes
-
-
-def _utf8(value: str) -> bytes:
-    return value.encode()
 
 
 def _raw(value: bytes) -> bytes:
@@ -95,9 +87,11 @@ def _array_of(element: int, fixed: int = 0) -> Callable[[Sequence[Any]], bytes]:
 _ENCODERS: dict[int, Callable[[Any], bytes]] = {
     INT4: struct.Struct(">i").pack,
     INT8: struct.Struct(">q").pack,
-    TEXT: _utf8,
+    # C-level callables: a Python function per parameter costs a single-event
+    # append 0.15 µs each, twelve times.
+    TEXT: str.encode,
     BYTEA: _raw,
-    UUID: _uuid_bytes,
+    UUID: operator.attrgetter("bytes"),
 }
 _ENCODERS.update(
     {

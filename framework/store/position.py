@@ -19,7 +19,12 @@ class Position(Mapping[int, int]):
     __slots__ = ("_offsets",)
 
     def __init__(self, offsets: Mapping[int, int] | None = None) -> None:
-        self._offsets: dict[int, int] = dict(sorted((offsets or {}).items()))
+        # Every save makes one, usually of one partition, which needs no sorting.
+        self._offsets: dict[int, int] = (
+            dict(offsets)
+            if offsets is not None and len(offsets) < 2
+            else dict(sorted((offsets or {}).items()))
+        )
 
     def __getitem__(self, partition: int) -> int:
         return self._offsets[partition]

@@ -289,31 +289,39 @@ class PostgresEventStore:
         this stream (a retry), nothing is written and the original positions come
         back with ``already_stored=True``.
         """
-        append = StreamAppend(
-            stream_id=stream_id, events=events, expected_version=expected_version
-        )
         if len(events) < COPY_FROM and not self._hooks:
             # The usual save, one statement in autocommit, without the bookkeeping
-            # that keeps several streams apart. Whatever it cannot decide alone (a
-            # conflict, a retry of stored events, a missing version) goes the
-            # general way, which tries the statement again and sorts it out.
-            _check(append)
+            # that keeps several streams apart (nor its objects: building them
+            # cost a fifth of this path's Python time). Whatever it cannot decide
+            # alone (a conflict, a retry of stored events, a missing version) goes
+            # the general way, which tries the statement again and sorts it out.
+            _check(stream_id, events, expected_version)
             partition = self.partition_of(stream_id)
             statements = self._p_append_one if len(events) == 1 else self._p_append_many
             try:
                 row = self.db.fetchone_prepared(
                     statements[_kind(expected_version)],
-                    self._params(append, partition),
+                    self._params(stream_id, events, expected_version, partition),
                 )
             except DuplicateRowError:
                 row = None
             if row is not None and row[0] is not None:
                 appended = _appended(
-                    append, partition, row[0], _first_version(append, row)
+                    stream_id, events, expected_version, partition, row
                 )
-                self._announce((appended,))
+                notifier = self.db.notifier
+                if notifier is not None:
+                    notifier.publish(self.topic, partition, appended.last_offset)
                 return appended
-        return self.append_streams([append])[0]
+        return self.append_streams(
+            [
+                StreamAppend(
+                    stream_id=stream_id,
+                    events=events,
+                    expected_version=expected_version,
+                )
+            ]
+        )[0]
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
         """Append to several streams in one transaction: all or nothing.
@@ -323,7 +331,7 @@ class PostgresEventStore:
         is reported ``already_stored`` and the others are written.
         """
         for append in appends:
-            _check(append)
+            _check(append.stream_id, append.events, append.expected_version)
         partitions = [self.partition_of(a.stream_id) for a in appends]
         # Sorted by partition: the lock order that keeps writers deadlock-free.
         todo = sorted(range(len(appends)), key=partitions.__getitem__)
@@ -394,30 +402,41 @@ class PostgresEventStore:
         events = append.events
         kind = _kind(append.expected_version)
         if len(events) >= COPY_FROM:
-            params = self._params_head(append, partition)
+            params = self._params_head(
+                append.stream_id, append.expected_version, partition
+            )
             return self._copy_one(cur, index, append, kind, params)
         statements = self._p_append_one if len(events) == 1 else self._p_append_many
         found = fetchone_on(
-            cur.connection, statements[kind], self._params(append, partition)
+            cur.connection,
+            statements[kind],
+            self._params(append.stream_id, events, append.expected_version, partition),
         )
         if found is None or found[0] is None:
             raise _NotWritten(index)
         return _appended(
-            append, partition, int(found[0]), _first_version(append, found)
+            append.stream_id, events, append.expected_version, partition, found
         )
 
-    def _params_head(self, append: StreamAppend, partition: int) -> dict[str, Any]:
+    def _params_head(
+        self, stream_id: str, expected: int | None, partition: int
+    ) -> dict[str, Any]:
         return {
             "topic": self._topic_id,
             "partition": partition,
-            "expected": append.expected_version,
-            "stream": append.stream_id,
+            "expected": expected,
+            "stream": stream_id,
         }
 
-    def _params(self, append: StreamAppend, partition: int) -> dict[str, Any]:
+    def _params(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: int | None,
+        partition: int,
+    ) -> dict[str, Any]:
         """The parameters of an append statement (below ``COPY_FROM`` events)."""
-        events = append.events
-        params = self._params_head(append, partition)
+        params = self._params_head(stream_id, expected, partition)
         if len(events) == 1:
             # Scalars, not arrays: dumping eight one-element arrays costs more
             # than the insert on the fast path of single-event saves.
@@ -482,7 +501,15 @@ class PostgresEventStore:
                         event.causation_id,
                     )
                 )
-        return _appended(append, partition, first_offset, first_version)
+        n = len(events)
+        return Appended(
+            append.stream_id,
+            partition,
+            first_offset,
+            first_offset + n - 1,
+            first_version,
+            first_version + n - 1,
+        )
 
     def _announce(self, written: Sequence[Appended]) -> None:
         notifier = self.db.notifier
@@ -785,24 +812,26 @@ def _take_statement(db: Database, kind: str) -> bytes:
 
 
 def _appended(
-    append: StreamAppend, partition: int, first_offset: int, first_version: int
+    stream_id: str,
+    events: Sequence[NewEvent],
+    expected: int | None,
+    partition: int,
+    row: Sequence[Any],
 ) -> Appended:
-    n = len(append.events)
+    """What an append statement's ``row`` says it wrote: its first offset, and its
+    first version when no version was expected (else the one after it)."""
+    n = len(events)
+    first_offset = int(row[0])
+    first_version = int(row[1]) if expected is None else expected + 1
+    # Positional: a named tuple built by keyword costs a save 2 µs more.
     return Appended(
-        stream_id=append.stream_id,
-        partition=partition,
-        first_offset=first_offset,
-        last_offset=first_offset + n - 1,
-        first_version=first_version,
-        last_version=first_version + n - 1,
+        stream_id,
+        partition,
+        first_offset,
+        first_offset + n - 1,
+        first_version,
+        first_version + n - 1,
     )
-
-
-def _first_version(append: StreamAppend, row: Sequence[Any]) -> int:
-    """The first version an append statement wrote: returned by the statement
-    when no version was expected, else the one after the expected version."""
-    expected = append.expected_version
-    return int(row[1]) if expected is None else expected + 1
 
 
 def _kind(expected: int | None) -> str:
@@ -810,13 +839,11 @@ def _kind(expected: int | None) -> str:
     return "any" if expected is None else "new" if expected == 0 else "at"
 
 
-def _check(append: StreamAppend) -> None:
-    stream_id = append.stream_id
+def _check(stream_id: str, events: Sequence[NewEvent], expected: int | None) -> None:
     if not isinstance(stream_id, str) or not stream_id:
         raise ValueError(f"a stream id must be a non-empty str, got {stream_id!r}")
-    if not append.events:
+    if not events:
         raise ValueError(f"append to stream {stream_id!r} needs at least one event")
-    expected = append.expected_version
     if expected is not None and expected < 0:
         raise ValueError(f"expected_version must be None or >= 0, got {expected}")
 
