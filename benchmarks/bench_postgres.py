@@ -362,3 +362,116 @@ def replay(ctx: Context) -> Measurement:
             seconds = time.perf_counter() - started
             peer.close()
     return Measurement(events=count, seconds=seconds)
+
+
+# -- writers, paired block by block ----------------------------------------------
+
+#: The block kinds of ``pg_writers_paired``: (who writes, how many processes).
+_KINDS = (("raw", 1), ("ours", 1), ("raw", 4), ("ours", 4))
+
+
+def _paired_worker(
+    schema: str, index: int, *, rounds: int, per_one: int, per_four: int, barrier: Any
+) -> None:
+    """One of four writer processes: for every block, wait for the start, write
+    (if the block is its kind), wait for the end."""
+    with (
+        Application(our_url(schema)) as app,
+        psycopg.connect(server_url(), autocommit=True) as raw,
+    ):
+        insert = sql.SQL("INSERT INTO {} (data) VALUES (%s)").format(
+            sql.Identifier(schema, "raw")
+        )
+        payload = b"x" * 100
+        app.save(Account.open("warm-up"))
+        raw.execute(insert, (payload,))
+        for kind, procs in _paired_order(rounds):
+            count = per_one if procs == 1 else per_four
+            writes = procs == 4 or index == 0
+            accounts = (
+                [Account.open("owner") for _ in range(count)]
+                if writes and kind == "ours"
+                else []
+            )
+            barrier.wait()
+            if writes:
+                if kind == "raw":
+                    for _ in range(count):
+                        raw.execute(insert, (payload,))
+                else:
+                    for account in accounts:
+                        app.save(account)
+            barrier.wait()
+
+
+def _paired_order(rounds: int) -> list[tuple[str, int]]:
+    """The blocks: each kind once per round, in reverse order every other round
+    (ABCD DCBA ...), so that no kind always follows the same neighbour."""
+    order: list[tuple[str, int]] = []
+    for r in range(rounds):
+        order += list(_KINDS) if r % 2 == 0 else list(reversed(_KINDS))
+    return order
+
+
+@bench("pg_writers_paired", ("postgres",))
+def writers_paired(ctx: Context) -> Measurement:
+    """Raw single-row INSERTs and our single-event saves, from one process and
+    from four, in alternating blocks of a second or less: the four rates of a run
+    are measured within the same few seconds, where the separate benchmarks run
+    minutes apart. ``events_per_s`` is ours from four processes; the extras give
+    all four rates and the issue's ratios between them."""
+    rounds = 8
+    per_one, per_four = ctx.n(600), ctx.n(400)
+    spawn = multiprocessing.get_context("spawn")
+    with fresh_schema() as schema:
+        Application(our_url(schema)).close()
+        with psycopg.connect(server_url(), autocommit=True) as c:
+            _raw_table(c, schema)
+        barrier = spawn.Barrier(5)
+        workers = [
+            spawn.Process(
+                target=_paired_worker,
+                args=(schema, i),
+                kwargs={
+                    "rounds": rounds,
+                    "per_one": per_one,
+                    "per_four": per_four,
+                    "barrier": barrier,
+                },
+            )
+            for i in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        seconds = dict.fromkeys(_KINDS, 0.0)
+        events = dict.fromkeys(_KINDS, 0)
+        try:
+            for kind in _paired_order(rounds):
+                barrier.wait(timeout=120)
+                started = time.perf_counter()
+                barrier.wait(timeout=120)
+                seconds[kind] += time.perf_counter() - started
+                events[kind] += per_one if kind[1] == 1 else 4 * per_four
+        finally:
+            for worker in workers:
+                worker.join(timeout=60)
+        failed = [w.exitcode for w in workers if w.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"pg_writers_paired: writer processes exited {failed}")
+    rate = {kind: events[kind] / seconds[kind] for kind in _KINDS}
+    raw_1, ours_1 = rate["raw", 1], rate["ours", 1]
+    raw_4, ours_4 = rate["raw", 4], rate["ours", 4]
+    return Measurement(
+        events=events["ours", 4],
+        seconds=seconds["ours", 4],
+        extra={
+            "raw_1_per_s": round(raw_1, 1),
+            "ours_1_per_s": round(ours_1, 1),
+            "raw_4_per_s": round(raw_4, 1),
+            "ours_4_per_s": round(ours_4, 1),
+            "ours_1_to_raw_1": round(ours_1 / raw_1, 4),
+            "ours_4_to_ours_1": round(ours_4 / ours_1, 4),
+            "ours_4_to_raw_4": round(ours_4 / raw_4, 4),
+            "raw_4_to_raw_1": round(raw_4 / raw_1, 4),
+        },
+    )

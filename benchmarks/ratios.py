@@ -3,7 +3,9 @@
 ``python -m benchmarks ... --interleave > run.jsonl`` then
 ``python -m benchmarks.ratios run.jsonl`` prints one JSON line per target: the
 ratio of each run (run k of both sides, measured next to each other), their median,
-the target and whether the median meets it. A ratio of medians would mix minutes
+the target and whether the median meets it. ``pg_writers_paired`` measures both
+sides of the writer targets inside each run, in alternating blocks; its runs' own
+ratios are read the same way (``PAIRED``). A ratio of medians would mix minutes
 in which the machine ran at different speeds; on a shared host that moved the
 PostgreSQL ratios by a third between rounds.
 """
@@ -94,9 +96,40 @@ TARGETS: list[tuple[str, tuple[str, str], tuple[str, str], float]] = [
 ]
 
 
+#: Targets measured inside one benchmark whose runs give both sides, block by
+#: block (``pg_writers_paired``): (name, bench, the run's ratio field, target).
+PAIRED: list[tuple[str, str, str, float]] = [
+    (
+        "pg single-event saves / raw INSERT, paired",
+        "pg_writers_paired",
+        "ours_1_to_raw_1",
+        0.8,
+    ),
+    (
+        "pg 4 writer processes / our one writer, paired",
+        "pg_writers_paired",
+        "ours_4_to_ours_1",
+        2.0,
+    ),
+    (
+        "pg 4 writer processes / raw 4 connections, paired",
+        "pg_writers_paired",
+        "ours_4_to_raw_4",
+        0.7,
+    ),
+    (
+        "pg raw 4 connections / raw INSERT, paired (the host, not a target)",
+        "pg_writers_paired",
+        "raw_4_to_raw_1",
+        0.0,
+    ),
+]
+
+
 def ratios(lines: Iterable[str]) -> list[dict[str, object]]:
     """The targets whose two sides both appear in ``lines``."""
     rates: dict[tuple[str, str], dict[int, float]] = {}
+    fields: dict[tuple[str, str], list[float]] = {}
     for line in lines:
         if not line.startswith("{"):
             continue
@@ -104,12 +137,29 @@ def ratios(lines: Iterable[str]) -> list[dict[str, object]]:
         if "run" in row:
             key = (row["bench"], row["backend"])
             rates.setdefault(key, {})[int(row["run"])] = float(row["events_per_s"])
+            for name, value in row.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    fields.setdefault((row["bench"], name), []).append(float(value))
     out: list[dict[str, object]] = []
     for name, top, bottom, target in TARGETS:
         if top not in rates or bottom not in rates:
             continue
         runs = sorted(set(rates[top]) & set(rates[bottom]))
         per_run = [rates[top][r] / rates[bottom][r] for r in runs]
+        if not per_run:
+            continue
+        median = statistics.median(per_run)
+        out.append(
+            {
+                "ratio": name,
+                "per_run": [round(r, 2) for r in per_run],
+                "median": round(median, 2),
+                "target": target,
+                "met": median >= target,
+            }
+        )
+    for name, bench_name, field, target in PAIRED:
+        per_run = fields.get((bench_name, field), [])
         if not per_run:
             continue
         median = statistics.median(per_run)

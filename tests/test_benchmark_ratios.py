@@ -35,3 +35,34 @@ def test_ratios_pair_runs_by_number_and_ignore_medians_and_noise() -> None:
 
 def test_a_target_without_both_sides_is_left_out() -> None:
     assert ratios([_line("pg_save_1", "postgres", 1, 900.0)]) == []
+
+
+def test_paired_targets_take_each_runs_own_ratio() -> None:
+    lines = [
+        json.dumps(
+            {
+                "bench": "pg_writers_paired",
+                "backend": "postgres",
+                "run": run,
+                "events_per_s": 6000.0,
+                "ours_1_to_raw_1": mine,
+                "ours_4_to_ours_1": 1.3,
+                "ours_4_to_raw_4": 0.75,
+                "raw_4_to_raw_1": 1.4,
+            }
+        )
+        for run, mine in ((1, 0.79), (2, 0.85), (3, 0.81))
+    ]
+    # The median line of the runner carries the same fields: not a run, not counted.
+    lines.append(
+        json.dumps(
+            {"bench": "pg_writers_paired", "stat": "median", "ours_1_to_raw_1": 9.9}
+        )
+    )
+    rows = {row["ratio"]: row for row in ratios(lines)}
+    single = rows["pg single-event saves / raw INSERT, paired"]
+    assert single["per_run"] == [0.79, 0.85, 0.81]
+    assert single["median"] == 0.81
+    assert single["met"] is True
+    assert rows["pg 4 writer processes / our one writer, paired"]["met"] is False
+    assert rows["pg 4 writer processes / raw 4 connections, paired"]["met"] is True
