@@ -16,6 +16,7 @@ import operator
 import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 #: Parameter types, by PostgreSQL type OID.
@@ -58,7 +59,9 @@ def _array_of(element: int, fixed: int = 0) -> Callable[[Sequence[Any]], bytes]:
         # rather than element by element (a 100-event save's client time went
         # from 305 to 285 µs).
         count = len(values)
-        nulls = values.count(None)
+        # By identity: ``values.count(None)`` calls UUID's ``__eq__``, in Python,
+        # once per event id (15.6 against 3.1 µs for 100 ids).
+        nulls = sum(map(operator.is_, values, repeat(None)))
         head = _ARRAY_HEAD(1, 1 if nulls else 0, element, count, 1)
         if not count:
             return head
