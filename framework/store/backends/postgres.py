@@ -291,10 +291,11 @@ class PostgresEventStore:
         """
         if len(events) < COPY_FROM and not self._hooks:
             # The usual save, one statement in autocommit, without the bookkeeping
-            # that keeps several streams apart (nor its objects: building them
-            # cost a fifth of this path's Python time). Whatever it cannot decide
-            # alone (a conflict, a retry of stored events, a missing version) goes
-            # the general way, which tries the statement again and sorts it out.
+            # that keeps several streams apart, nor its objects (with them, and
+            # with Python-level parameter encoders, a save cost its writer 121,070
+            # instructions against 93,655). Whatever it cannot decide alone (a
+            # conflict, a retry of stored events, a missing version) goes the
+            # general way, which tries the statement again and sorts it out.
             _check(stream_id, events, expected_version)
             partition = self.partition_of(stream_id)
             statements = self._p_append_one if len(events) == 1 else self._p_append_many
