@@ -374,34 +374,39 @@ def _paired_worker(
     schema: str, index: int, *, rounds: int, per_one: int, per_four: int, barrier: Any
 ) -> None:
     """One of four writer processes: for every block, wait for the start, write
-    (if the block is its kind), wait for the end."""
-    with (
-        Application(our_url(schema)) as app,
-        psycopg.connect(server_url(), autocommit=True) as raw,
-    ):
-        insert = sql.SQL("INSERT INTO {} (data) VALUES (%s)").format(
-            sql.Identifier(schema, "raw")
-        )
-        payload = b"x" * 100
-        app.save(Account.open("warm-up"))
-        raw.execute(insert, (payload,))
-        for kind, procs in _paired_order(rounds):
-            count = per_one if procs == 1 else per_four
-            writes = procs == 4 or index == 0
-            accounts = (
-                [Account.open("owner") for _ in range(count)]
-                if writes and kind == "ours"
-                else []
-            )
-            barrier.wait()
-            if writes:
-                if kind == "raw":
-                    for _ in range(count):
-                        raw.execute(insert, (payload,))
-                else:
-                    for account in accounts:
-                        app.save(account)
-            barrier.wait()
+    (if the block is its kind), wait for the end. A failure breaks the barrier, so
+    that the others stop at once instead of waiting for its timeout."""
+    insert = sql.SQL("INSERT INTO {} (data) VALUES (%s)").format(
+        sql.Identifier(schema, "raw")
+    )
+    payload = b"x" * 100
+    try:
+        with (
+            Application(our_url(schema)) as app,
+            psycopg.connect(server_url(), autocommit=True) as raw,
+        ):
+            app.save(Account.open("warm-up"))
+            raw.execute(insert, (payload,))
+            for kind, procs in _paired_order(rounds):
+                count = per_one if procs == 1 else per_four
+                writes = procs == 4 or index == 0
+                accounts = (
+                    [Account.open("owner") for _ in range(count)]
+                    if writes and kind == "ours"
+                    else []
+                )
+                barrier.wait()
+                if writes:
+                    if kind == "raw":
+                        for _ in range(count):
+                            raw.execute(insert, (payload,))
+                    else:
+                        for account in accounts:
+                            app.save(account)
+                barrier.wait()
+    except BaseException:
+        barrier.abort()
+        raise
 
 
 def _paired_order(rounds: int) -> list[tuple[str, int]]:
