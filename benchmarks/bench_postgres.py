@@ -2,12 +2,15 @@
 
 Run ``python -m benchmarks --runs 3 pg_save_1 ...``. Backends: ``raw`` (psycopg
 alone), ``postgres`` (ours) and ``peer`` (``eventsourcing`` 9.5.6, the ``peers``
-extra). Each run gets a schema of its own, dropped afterwards. The server comes
-from ``FRAMEWORK_DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1/test``).
+extra). Each run gets a schema of its own, dropped afterwards; the peer's are in a
+database of its own on the same server (``framework_bench_peer``, made on first
+use). The server comes from ``FRAMEWORK_DATABASE_URL`` (default
+``postgresql://postgres@127.0.0.1/test``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -33,15 +37,50 @@ def server_url() -> str:
     return os.environ.get("FRAMEWORK_DATABASE_URL") or DEFAULT_URL
 
 
-@contextmanager
-def fresh_schema() -> Iterator[str]:
-    name = f"bench_{secrets.token_hex(4)}"
+#: The peer's database: its tables live apart from ours, on the same server.
+PEER_DATABASE = "framework_bench_peer"
+
+
+def peer_url() -> str:
+    """``server_url`` with the peer's database in place of ours."""
+    parts = urlsplit(server_url())
+    return urlunsplit(parts._replace(path=f"/{PEER_DATABASE}"))
+
+
+def _ensure_peer_database() -> None:
     with psycopg.connect(server_url(), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (PEER_DATABASE,)
+        ).fetchone()
+        if found is None:
+            # Another run may make it at the same moment: that is what we wanted.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PEER_DATABASE))
+                )
+
+
+def backend_url(backend: str) -> str:
+    """Where a backend's tables go: the peer in a database of its own (made on
+    first use), the raw limits and ours in the server URL's database."""
+    if backend == "peer":
+        _ensure_peer_database()
+        return peer_url()
+    return server_url()
+
+
+@contextmanager
+def fresh_schema(url: str | None = None) -> Iterator[str]:
+    """A new schema in ``url``'s database (the server URL's by default), dropped
+    afterwards."""
+    url = url or server_url()
+    name = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     try:
         yield name
     finally:
-        with psycopg.connect(server_url(), autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
@@ -54,14 +93,12 @@ def our_url(schema: str) -> str:
 
 
 def _peer_app(schema: str, *, create_table: bool = True) -> Any:
-    from urllib.parse import urlsplit
-
     from eventsourcing.application import Application as PeerApplication
 
-    parts = urlsplit(server_url())
+    parts = urlsplit(peer_url())
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": parts.path.lstrip("/") or "test",
+        "POSTGRES_DBNAME": PEER_DATABASE,
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": parts.username or "postgres",
@@ -185,7 +222,7 @@ def raw_insert_4(ctx: Context) -> Measurement:
 def save_1(ctx: Context) -> Measurement:
     """Single-event saves (a new account) from one writer."""
     n = ctx.n(3_000 if ctx.backend == "postgres" else 1_500)
-    with fresh_schema() as schema:
+    with fresh_schema(backend_url(ctx.backend)) as schema:
         if ctx.backend == "postgres":
             with Application(our_url(schema)) as app:
                 accounts = [Account.open("owner") for _ in range(n)]
@@ -236,7 +273,7 @@ def _writer(
 def save_1_4procs(ctx: Context) -> Measurement:
     """Single-event saves from 4 writer processes at once."""
     per = ctx.n(2_000 if ctx.backend == "postgres" else 600)
-    with fresh_schema() as schema:
+    with fresh_schema(backend_url(ctx.backend)) as schema:
         # Create the tables before the race, as a deployment's migrate step would.
         if ctx.backend == "postgres":
             Application(our_url(schema)).close()
@@ -252,7 +289,7 @@ def command(ctx: Context) -> Measurement:
     """Load-change-save commands: load an account, deposit, save."""
     n = ctx.n(2_000 if ctx.backend == "postgres" else 1_000)
     rng = random.Random(3)
-    with fresh_schema() as schema:
+    with fresh_schema(backend_url(ctx.backend)) as schema:
         if ctx.backend == "postgres":
             with Application(our_url(schema)) as app:
                 ids = []
@@ -294,7 +331,7 @@ def command(ctx: Context) -> Measurement:
 def save_100(ctx: Context) -> Measurement:
     """100-event saves: an account opened and given 99 deposits, saved at once."""
     n = ctx.n(300)
-    with fresh_schema() as schema:
+    with fresh_schema(backend_url(ctx.backend)) as schema:
         if ctx.backend == "postgres":
             with Application(our_url(schema)) as app:
                 accounts = []
@@ -328,7 +365,7 @@ def save_100(ctx: Context) -> Measurement:
 def replay(ctx: Context) -> Measurement:
     """Replay every stored event, decoded to domain events (1,000 x 100 events)."""
     streams = ctx.n(1_000)
-    with fresh_schema() as schema:
+    with fresh_schema(backend_url(ctx.backend)) as schema:
         if ctx.backend == "postgres":
             with Application(our_url(schema)) as app:
                 for _ in range(streams):
