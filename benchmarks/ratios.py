@@ -140,26 +140,16 @@ def ratios(lines: Iterable[str]) -> list[dict[str, object]]:
             for name, value in row.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     fields.setdefault((row["bench"], name), []).append(float(value))
-    out: list[dict[str, object]] = []
+    measured: list[tuple[str, list[float], float]] = []
     for name, top, bottom, target in TARGETS:
-        if top not in rates or bottom not in rates:
-            continue
-        runs = sorted(set(rates[top]) & set(rates[bottom]))
-        per_run = [rates[top][r] / rates[bottom][r] for r in runs]
-        if not per_run:
-            continue
-        median = statistics.median(per_run)
-        out.append(
-            {
-                "ratio": name,
-                "per_run": [round(r, 2) for r in per_run],
-                "median": round(median, 2),
-                "target": target,
-                "met": median >= target,
-            }
+        runs = sorted(set(rates.get(top, {})) & set(rates.get(bottom, {})))
+        measured.append(
+            (name, [rates[top][r] / rates[bottom][r] for r in runs], target)
         )
     for name, bench_name, field, target in PAIRED:
-        per_run = fields.get((bench_name, field), [])
+        measured.append((name, fields.get((bench_name, field), []), target))
+    out: list[dict[str, object]] = []
+    for name, per_run, target in measured:
         if not per_run:
             continue
         median = statistics.median(per_run)
