@@ -103,12 +103,7 @@ def _first_prepared_row(
         loader.set_pgresult(result)
         row: tuple[Any, ...] | None = loader.load_row(0, tuple)
         return row
-    parse = prepared.parse
-    if len(parse) == 1:
-        # An append's one column (its offset), without the general row's lists.
-        value = result.get_value(0, 0)
-        return (None if value is None else parse[0](value),)
-    return prepared.row([result.get_value(0, i) for i in range(result.nfields)])
+    return prepared.first_row(result)
 
 
 def _all_prepared_rows(

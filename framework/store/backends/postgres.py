@@ -293,7 +293,7 @@ class PostgresEventStore:
             # The usual save, one statement in autocommit, without the bookkeeping
             # that keeps several streams apart, nor its objects (with them, and
             # with Python-level parameter encoders, a save cost its writer 121,070
-            # instructions against 93,655). Whatever it cannot decide alone (a
+            # instructions against 92,786). Whatever it cannot decide alone (a
             # conflict, a retry of stored events, a missing version) goes the
             # general way, which tries the statement again and sorts it out.
             _check(stream_id, events, expected_version)
