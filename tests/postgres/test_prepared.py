@@ -132,6 +132,14 @@ def test_rows_and_errors_match_the_cursor_on_either_connection(db: Database) -> 
     ]
 
 
+def test_a_one_column_text_row_keeps_its_value_and_its_null(db: Database) -> None:
+    # An append's offset comes back as one text column, read without the
+    # general row's lists (``Prepared.first_row``).
+    one = Prepared("one", b"SELECT %(n)s::integer + 1", {"n": INT4}, (int,))
+    assert db.fetchone_prepared(one, {"n": 41}) == (42,)
+    assert db.fetchone_prepared(one, {"n": None}) == (None,)
+
+
 ARRAYS = (
     b"SELECT %(i4)s::integer[], %(i8)s::bigint[], %(t)s::text[], %(b)s::bytea[], "
     b"%(u)s::uuid[]"
