@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck imports pytest bench soak clean
+.PHONY: demo test lint typecheck imports pytest bench bench-pg soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.11")'
@@ -41,6 +41,18 @@ BENCHES ?= save_1 save_100 load_20 replay projection_catch_up_sqlite
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCHES)
+
+# Issue #4's PostgreSQL targets, as ratios: the round of separate benchmarks
+# (interleaved), then the writers paired block by block, with the peer installed.
+# About 7 minutes; the JSON lines are kept in var/bench-pg/.
+bench-pg: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,peers]'
+	mkdir -p var/bench-pg
+	$(PY) -m benchmarks pg_raw_insert pg_raw_insert_4 pg_raw_executemany_100 \
+		pg_save_1 pg_save_1_4procs pg_command pg_save_100 pg_replay \
+		--runs 7 --interleave > var/bench-pg/round.jsonl
+	$(PY) -m benchmarks pg_writers_paired --runs 9 > var/bench-pg/paired.jsonl
+	$(PY) -m benchmarks.ratios var/bench-pg/round.jsonl var/bench-pg/paired.jsonl
 
 # Long crash and soak loops, kept out of `make test`.
 soak: $(STAMP)
