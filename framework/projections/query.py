@@ -182,14 +182,14 @@ class ReadModel:
         checkpoints = self.position()
         ends = self.store.end_position()
         behind = 0
-        unapplied: dict[int, int] = {}
+        oldest: int | None = None
         for partition, last in ends.items():
             applied = checkpoints.get(partition, -1)
             if last > applied:
                 behind += last - applied
-                unapplied[partition] = applied + 1
-        firsts = self.store.read_partitions(unapplied, 1)
-        oldest = min((first[0].timestamp_ms for first in firsts.values()), default=None)
+                first = self.store.read_partition(partition, applied + 1, 1)
+                if first and (oldest is None or first[0].timestamp_ms < oldest):
+                    oldest = first[0].timestamp_ms
         seconds = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
         return Lag(
             events=behind, seconds=seconds, catching_up=behind > 0 and self._alive()

@@ -23,10 +23,6 @@ from framework.store.position import Position
 
 logger = logging.getLogger("framework.projections")
 
-#: About how many events a step reads in one go: batch_size per partition, for as
-#: many partitions as fit (16 at the default 1,000).
-_EVENTS_PER_READ = 16_000
-
 
 @attrs.frozen(kw_only=True)
 class RunnerSettings:
@@ -134,23 +130,16 @@ class ProjectionRunner:
         with self._lock:
             generation = self.generation()
             checkpoints = self.read_models.checkpoints(self.name, generation)
-            wanted = list(partitions if partitions is not None else self.partitions)
-            # Several partitions per read, so that a poll finding nothing costs a
-            # round trip per group rather than per partition (PostgreSQL), but no
-            # more than about _EVENTS_PER_READ events are held at once.
-            group = max(1, _EVENTS_PER_READ // self.settings.batch_size)
             total = 0
-            for start in range(0, len(wanted), group):
-                some = wanted[start : start + group]
-                batches = self.store.read_partitions(
-                    {p: checkpoints.get(p, -1) + 1 for p in some},
+            for partition in partitions if partitions is not None else self.partitions:
+                batch = self.store.read_partition(
+                    partition,
+                    checkpoints.get(partition, -1) + 1,
                     self.settings.batch_size,
                 )
-                for partition in some:
-                    batch = batches.get(partition)
-                    if batch:
-                        self._apply(partition, batch, generation)
-                        total += len(batch)
+                if batch:
+                    self._apply(partition, batch, generation)
+                    total += len(batch)
             return total
 
     def catch_up(self, partitions: Sequence[int] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -356,18 +356,6 @@ class LogEventStore:
         return to_stored_all(
             self.log.read(self.topic, partition, from_offset, max_events)
         )
-
-    def read_partitions(
-        self, from_offsets: Mapping[int, int], max_events: int = 1000
-    ) -> dict[int, list[StoredEvent]]:
-        """``read_partition`` of each partition in ``from_offsets``; those with
-        nothing to read are left out."""
-        found: dict[int, list[StoredEvent]] = {}
-        for partition, from_offset in from_offsets.items():
-            events = self.read_partition(partition, from_offset, max_events)
-            if events:
-                found[partition] = events
-        return found
 
     def iter_partition(
         self, partition: int, from_offset: int = 0, chunk: int = _CHUNK

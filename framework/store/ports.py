@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import attrs
@@ -72,15 +72,6 @@ class EventStore(Protocol):
     def read_partition(
         self, partition: int, from_offset: int = 0, max_events: int = 1000
     ) -> list[StoredEvent]: ...
-
-    def read_partitions(
-        self, from_offsets: Mapping[int, int], max_events: int = 1000
-    ) -> dict[int, list[StoredEvent]]:
-        """``read_partition`` of several partitions at once, each from its own
-        offset and up to ``max_events``; a partition with nothing to read is left
-        out. PostgreSQL answers in one round trip, so a projection polling many
-        partitions pays for one query, not one per partition."""
-        ...
 
     def iter_partition(
         self, partition: int, from_offset: int = 0, chunk: int = 5000

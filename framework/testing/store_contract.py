@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from framework.errors import ConcurrencyError, UnknownPartitionError
+from framework.errors import ConcurrencyError
 from framework.log.partitioner import partition_for
 from framework.store.events import NewEvent
 from framework.store.ports import EventStore
@@ -184,30 +184,6 @@ class EventStoreContract:
             for e in events:
                 assert e.stream_version == seen.get(e.stream_id, 0) + 1
                 seen[e.stream_id] = e.stream_version
-
-    def test_partitions_read_together_as_each_reads_alone(
-        self, store: EventStore
-    ) -> None:
-        for n in range(40):
-            store.append(f"s{n}", [new_event(), new_event()], expected_version=0)
-        ends = store.end_position()
-        assert store.read_partitions({}) == {}
-        for max_events in (1, 3, 1000):
-            # From the start, from the middle and from the end of each partition.
-            for share in (0.0, 0.5, 1.0):
-                wanted = {
-                    p: round((ends.get(p, -1) + 1) * share)
-                    for p in range(store.partitions)
-                }
-                alone = {
-                    p: store.read_partition(p, offset, max_events)
-                    for p, offset in wanted.items()
-                }
-                assert store.read_partitions(wanted, max_events) == {
-                    p: events for p, events in alone.items() if events
-                }
-        with pytest.raises(UnknownPartitionError):
-            store.read_partitions({0: 0, store.partitions: 0})
 
     def test_end_position_covers_every_append(self, store: EventStore) -> None:
         position = Position()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from example_ledger.commands import Deposit, OpenAccount, Transfer, Withdraw, router
 from example_ledger.domain import FundsDeposited
 from example_ledger.projections import Balances
-from framework import Application, AppSettings
+from framework import Application
 from framework.domain import EventEnvelope
 from framework.errors import ProjectionError
 from framework.projections import (
@@ -25,7 +25,6 @@ from framework.projections import (
 from framework.projections.backends.memory import MemoryReadModelStore
 from framework.projections.backends.sqlite import SQLiteReadModelStore
 from framework.retry import RetryPolicy
-from framework.store.ports import EventStore
 
 FAST = RunnerSettings(
     batch_size=7, retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=False)
@@ -86,44 +85,6 @@ def test_runners_over_disjoint_partitions_build_the_same_model(
     second.catch_up()
     table = read_models.table("balances", "balances")
     assert {k: v["balance"] for k, v in table.items()} == expected
-
-
-class ReadsRecorded:
-    """The store, with each ``read_partitions`` call's partitions recorded."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self.reads: list[list[int]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def read_partitions(self, from_offsets: Any, max_events: int = 1000) -> Any:
-        self.reads.append(list(from_offsets))
-        return self._store.read_partitions(from_offsets, max_events)
-
-
-def test_many_partitions_are_read_a_group_at_a_time_and_all_applied(
-    read_models: ReadModelStore,
-) -> None:
-    app = Application("memory://", router=router, settings=AppSettings(partitions=40))
-    expected = busy_ledger(app, accounts=30)
-    store = ReadsRecorded(app.store)
-    # 2,000 events per partition and read: eight partitions per read.
-    runner = ProjectionRunner(
-        cast("EventStore", store),
-        app.codec,
-        Balances(),
-        read_models,
-        settings=RunnerSettings(batch_size=2_000),
-    )
-    assert runner.catch_up() == sum(1 for _ in app.iter_all_events())
-    table = read_models.table("balances", "balances")
-    assert {k: v["balance"] for k, v in table.items()} == expected
-    assert runner.position() == app.end_position()
-    # Every step read each partition once, eight at a time, in order.
-    assert store.reads[:5] == [list(range(n, n + 8)) for n in range(0, 40, 8)]
-    assert all(len(read) <= 8 for read in store.reads)
 
 
 class Flaky(Balances):

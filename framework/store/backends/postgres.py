@@ -54,9 +54,6 @@ _MAX_VERSION = 2**31 - 1
 #: 1.7x faster at 16 events, 1.36x at 100; COPY 1.14x faster at 300, even at
 #: 1,000).
 COPY_FROM = 200
-#: The events topic's partitions when the store creates it unconfigured; an
-#: existing topic keeps its own count.
-DEFAULT_PARTITIONS = 8
 #: The parameter types of the single-event append (``Prepared``).
 _APPEND_TYPES = {
     "topic": INT4,
@@ -156,11 +153,9 @@ class PostgresEventStore:
         self.db = url if isinstance(url, Database) else Database(url)
         try:
             self.log = PostgresLog(self.db)
-            # Writers to different partitions commit in parallel, each under its
-            # own head-row lock, and writers to one wait for each other's flush.
-            self.config = events_topic(
-                self.log, topic, config, default_partitions=DEFAULT_PARTITIONS
-            )
+            # Eight partitions by default: writers to different partitions
+            # commit in parallel, each under its own head-row lock.
+            self.config = events_topic(self.log, topic, config, default_partitions=8)
         except BaseException:
             if self._owns_db:
                 self.db.close()
@@ -250,19 +245,6 @@ class PostgresEventStore:
                 "SELECT {columns} FROM {records} "
                 "WHERE topic_id = %s AND partition = %s "
                 'AND "offset" >= %s ORDER BY "offset" LIMIT %s'
-            )
-            .format(columns=columns, records=t("records"))
-            .as_bytes(None)
-        )
-        # One index range per wanted partition, in one statement: the LATERAL
-        # subquery is read_partition's, run once for each (partition, offset).
-        self._q_read_partitions = (
-            sql.SQL(
-                "SELECT r.* FROM unnest(%s::int4[], %s::int8[]) AS w(p, o) "
-                "CROSS JOIN LATERAL (SELECT {columns} FROM {records} "
-                "WHERE topic_id = %s AND partition = w.p "
-                'AND "offset" >= w.o ORDER BY "offset" LIMIT %s) AS r '
-                'ORDER BY r.partition, r."offset"'
             )
             .format(columns=columns, records=t("records"))
             .as_bytes(None)
@@ -669,38 +651,6 @@ class PostgresEventStore:
                 binary=True,
             ).fetchall()
         return _to_stored(self.topic, rows)
-
-    def read_partitions(
-        self, from_offsets: Mapping[int, int], max_events: int = 1000
-    ) -> dict[int, list[StoredEvent]]:
-        """``read_partition`` of several partitions in one statement; those with
-        nothing to read are left out."""
-        for partition, from_offset in from_offsets.items():
-            self.log._checked(self.topic, partition)
-            if from_offset < 0:
-                raise ValueError(
-                    f"from_offset of partition {partition} counts from 0, "
-                    f"got {from_offset}"
-                )
-        if not from_offsets:
-            return {}
-        with self.db.connection() as conn:
-            rows = conn.execute(
-                self._q_read_partitions,
-                (
-                    list(from_offsets),
-                    list(from_offsets.values()),
-                    self._topic_id,
-                    max_events,
-                ),
-                binary=True,
-            ).fetchall()
-        found: dict[int, list[StoredEvent]] = {}
-        topic = self.topic
-        for row in rows:
-            stored = _stored(topic, row)
-            found.setdefault(stored.partition, []).append(stored)
-        return found
 
     def read_partition_in(
         self, cursor: Cursor, partition: int, from_offset: int, max_events: int
