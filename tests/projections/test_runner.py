@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from example_ledger.commands import Deposit, OpenAccount, Transfer, Withdraw, router
 from example_ledger.domain import FundsDeposited
 from example_ledger.projections import Balances
-from framework import Application
+from framework import Application, AppSettings
 from framework.domain import EventEnvelope
 from framework.errors import ProjectionError
 from framework.projections import (
@@ -25,6 +25,7 @@ from framework.projections import (
 from framework.projections.backends.memory import MemoryReadModelStore
 from framework.projections.backends.sqlite import SQLiteReadModelStore
 from framework.retry import RetryPolicy
+from framework.store.ports import EventStore
 
 FAST = RunnerSettings(
     batch_size=7, retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=False)
@@ -83,6 +84,43 @@ def test_runners_over_disjoint_partitions_build_the_same_model(
     second = runner_for(app, Balances(), read_models, partitions=partitions[1::2])
     first.catch_up()
     second.catch_up()
+    table = read_models.table("balances", "balances")
+    assert {k: v["balance"] for k, v in table.items()} == expected
+
+
+class ReadsRecorded:
+    """The store, with the partition of each ``read_partition`` call recorded."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.reads: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def read_partition(self, partition: int, *args: Any) -> Any:
+        self.reads.append(partition)
+        return self._store.read_partition(partition, *args)
+
+
+def test_a_step_reads_only_the_partitions_that_moved(
+    read_models: ReadModelStore,
+) -> None:
+    app = Application("memory://", router=router, settings=AppSettings(partitions=16))
+    expected = busy_ledger(app, accounts=20)
+    store = ReadsRecorded(app.store)
+    runner = ProjectionRunner(
+        cast("EventStore", store), app.codec, Balances(), read_models, settings=FAST
+    )
+    runner.catch_up()
+    store.reads.clear()
+    assert runner.step() == 0
+    assert store.reads == []  # idle: no partition read at all
+    account_id = next(iter(expected))
+    app.handle(Deposit(account_id, 4))
+    expected[account_id] += 4
+    assert runner.step() == 1
+    assert store.reads == [app.store.partition_of(account_id)]
     table = read_models.table("balances", "balances")
     assert {k: v["balance"] for k, v in table.items()} == expected
 
