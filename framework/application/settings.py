@@ -30,7 +30,7 @@ class AppSettings:
     ``FRAMEWORK_STORE_URL`` is read). ``partitions`` applies when the events topic is
     created; an existing topic keeps its own count. Left at None, the backend
     chooses: one partition on ``file:`` and ``memory://`` (one file to fsync, a total
-    order, and every writer thread shares group commits), eight on PostgreSQL
+    order, and every writer thread shares group commits), 64 on PostgreSQL
     (writers to different partitions commit in parallel). ``command_retry`` bounds
     how often a command is retried on ``ConcurrencyError``."""
 

@@ -21,7 +21,7 @@ from framework import (
     UnitOfWork,
     UnknownEventError,
 )
-from framework.store.backends.postgres import PostgresEventStore
+from framework.store.backends.postgres import DEFAULT_PARTITIONS, PostgresEventStore
 from framework.store.events import NewEvent
 
 
@@ -36,7 +36,7 @@ def test_a_postgresql_url_opens_the_native_store_with_atomic_saves(
 ) -> None:
     assert isinstance(app.store, PostgresEventStore)
     assert app.store.atomic_multi_stream
-    assert app.store.partitions == 8
+    assert app.store.partitions == DEFAULT_PARTITIONS == 64
 
 
 def test_saved_aggregates_load_back_with_their_state_and_version(

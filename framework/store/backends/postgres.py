@@ -54,6 +54,12 @@ _MAX_VERSION = 2**31 - 1
 #: 1.7x faster at 16 events, 1.36x at 100; COPY 1.14x faster at 300, even at
 #: 1,000).
 COPY_FROM = 200
+#: The events topic's partitions when the store creates it unconfigured (an
+#: existing topic keeps its own count). Writers of one partition wait for each
+#: other's flush, so more partitions let concurrent writers commit side by side;
+#: projections read only the partitions that moved, so they do not pay per
+#: partition (docs/postgres.md has the measurements).
+DEFAULT_PARTITIONS = 64
 #: The parameter types of the single-event append (``Prepared``).
 _APPEND_TYPES = {
     "topic": INT4,
@@ -153,9 +159,9 @@ class PostgresEventStore:
         self.db = url if isinstance(url, Database) else Database(url)
         try:
             self.log = PostgresLog(self.db)
-            # Eight partitions by default: writers to different partitions
-            # commit in parallel, each under its own head-row lock.
-            self.config = events_topic(self.log, topic, config, default_partitions=8)
+            self.config = events_topic(
+                self.log, topic, config, default_partitions=DEFAULT_PARTITIONS
+            )
         except BaseException:
             if self._owns_db:
                 self.db.close()
