@@ -160,3 +160,35 @@ def test_three_members_split_twelve_partitions_and_survive_a_kill(
     assert balances == expected
     with Application(url, settings=AppSettings(partitions=12)) as app:
         assert checkpoints == dict(app.end_position())
+
+
+def wait_for(store: Path, expected: dict[str, int], seconds: float) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and read_model(store)[0] != expected:
+        time.sleep(0.05)
+    return read_model(store)[0]
+
+
+def test_a_runner_in_another_process_applies_what_is_saved_after_it_started(
+    tmp_path: Path,
+) -> None:
+    # The runner learns which partitions moved from the log's ends: those must
+    # follow appends that another process makes to the files.
+    store = tmp_path / "store"
+    url = f"file:{store}"
+    expected = populate(url, accounts=12, deposits=2)
+    runner = start_runner(store, batch=50, member="solo")
+    try:
+        assert wait_for(store, expected, 30) == expected
+        with Application(url, settings=AppSettings(partitions=12)) as app:
+            for round_ in range(3):
+                for account_id in expected:
+                    account = app.load(Account, account_id)
+                    account.deposit(round_ + 10)
+                    app.save(account)
+                    expected[account_id] = account.balance
+                time.sleep(0.05)  # some rounds land while the runner is idle
+        assert wait_for(store, expected, 30) == expected
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
