@@ -58,13 +58,16 @@ bench-pg: $(STAMP)
 
 # The same against a second server whose flushes take SLOWFLUSH_US longer, like the
 # slower disks issue #4's targets were set on (benchmarks/slowflush/). It listens on
-# 127.0.0.1:5433 with its data in var/slowflush/, and is stopped afterwards; the
-# server on 5432 is not touched. About 8 minutes; the lines go to var/bench-pg-slowflush/.
+# 127.0.0.1:$(SLOWFLUSH_PORT), keeps its data in var/slowflush/ and is stopped
+# afterwards; the server on 5432 is not touched. About 8 minutes; the lines go to
+# var/bench-pg-slowflush/.
 SLOWFLUSH_US ?= 120
+SLOWFLUSH_PORT ?= 5433
 
 bench-pg-slowflush: $(STAMP)
-	SLOWFLUSH_US=$(SLOWFLUSH_US) benchmarks/slowflush/server.sh start
-	FRAMEWORK_DATABASE_URL=postgresql://postgres@127.0.0.1:5433/test \
+	SLOWFLUSH_US=$(SLOWFLUSH_US) SLOWFLUSH_PORT=$(SLOWFLUSH_PORT) \
+		benchmarks/slowflush/server.sh start
+	FRAMEWORK_DATABASE_URL=postgresql://postgres@127.0.0.1:$(SLOWFLUSH_PORT)/test \
 		$(MAKE) bench-pg BENCH_PG_OUT=var/bench-pg-slowflush; \
 		status=$$?; benchmarks/slowflush/server.sh stop; exit $$status
 

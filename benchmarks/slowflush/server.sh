@@ -27,7 +27,6 @@ start)
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_owner "'$bin/initdb' -D '$dir/data' -A trust -U postgres" > "$dir/initdb.log"
         cat >> "$dir/data/postgresql.conf" <<CONF
-port = $port
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 fsync = on
@@ -37,7 +36,7 @@ max_wal_size = 1GB
 CONF
     fi
     as_owner "'$bin/pg_ctl' -D '$dir/data' -m fast -w stop" > /dev/null 2>&1 || true
-    as_owner "LD_PRELOAD='$dir/slowflush.so' SLOWFLUSH_US=$us '$bin/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w start" > /dev/null
+    as_owner "LD_PRELOAD='$dir/slowflush.so' SLOWFLUSH_US=$us '$bin/pg_ctl' -D '$dir/data' -o '-p $port' -l '$dir/server.log' -w start" > /dev/null
     psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \
         "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 ||
         psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "CREATE DATABASE test"
