@@ -137,6 +137,37 @@ class ConcurrencyError(StoreError):
         super().__init__(f"{message}; {note}" if note else message)
 
 
+class StoreInputError(StoreError, ValueError):
+    """A value handed to the event store breaks one of its documented limits
+    (``framework.store.limits``). Every backend refuses it the same way, before
+    anything is written; retrying the same call cannot help."""
+
+    def __init__(
+        self,
+        what: str,
+        problem: str,
+        *,
+        stream_id: object = None,
+        appending: bool = True,
+    ) -> None:
+        #: The thing refused ("stream id", "event name", "to_version", ...).
+        self.what = what
+        self.problem = problem
+        self.stream_id = stream_id
+        where = "" if stream_id is None else f" (stream {_shorten(stream_id)})"
+        done = "; nothing was written" if appending else ""
+        super().__init__(f"{what}{where}: {problem}{done}")
+
+
+def _shorten(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut in the middle when long (a 1 MB stream id would
+    otherwise fill the terminal)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-limit // 4 :]} ({len(text):,} characters)"
+
+
 class AggregateNotFoundError(StoreError, LookupError):
     """No events are stored for the aggregate id (or not up to the asked version)."""
 

@@ -28,6 +28,7 @@ from framework.errors import (
     ConcurrencyError,
     ConfigurationError,
     ProjectionError,
+    StoreInputError,
     UnknownEventError,
 )
 from framework.log.ports import Log
@@ -237,7 +238,16 @@ class Application:
         """The aggregate replayed from its events, up to ``version`` if given (time
         travel). Raises ``AggregateNotFoundError`` (a ``LookupError``) if it has no
         events, or fewer than ``version``; ``UnknownEventError`` if an event's class
-        is not registered."""
+        is not registered; ``StoreInputError`` (a ``ValueError``) for a version
+        below 1."""
+        if version is not None and (type(version) is not int or version < 1):
+            raise StoreInputError(
+                "version",
+                f"got {version!r}; an aggregate's versions count from 1 (None loads "
+                "the latest)",
+                stream_id=aggregate_id,
+                appending=False,
+            )
         rows = self.store.read_stream_data(aggregate_id, to_version=version)
         if not rows:
             raise AggregateNotFoundError(cls.__qualname__, aggregate_id)

@@ -15,6 +15,7 @@ from framework.log.partitioner import partition_for, utf8_key
 from framework.log.ports import Log
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
+from framework.store.limits import check_append, check_appends, check_versions
 from framework.store.ports import StreamAppend
 from framework.store.position import Position
 from framework.store.records import (
@@ -156,14 +157,7 @@ class LogEventStore:
         ``already_stored=True``. With ``expected_version=None`` a retry is recognised
         only while the events are still the last ones of the stream.
         """
-        if not isinstance(stream_id, str) or not stream_id:
-            raise ValueError(f"a stream id must be a non-empty str, got {stream_id!r}")
-        if not events:
-            raise ValueError(f"append to stream {stream_id!r} needs at least one event")
-        if expected_version is not None and expected_version < 0:
-            raise ValueError(
-                f"expected_version must be None or >= 0, got {expected_version}"
-            )
+        check_append(stream_id, events, expected_version)
         key = utf8_key(stream_id)
         partition = self._partition(stream_id, key)
         index = self._indexes[partition]
@@ -229,6 +223,9 @@ class LogEventStore:
             finally:
                 if not written:
                     turn.release()
+            if index.snapshot_due():
+                with index.lock:
+                    index.save_if_due()
             # Positional, in Appended's field order, past the named tuple's Python
             # constructor: once per save.
             return _new_tuple(
@@ -266,7 +263,9 @@ class LogEventStore:
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
         """Append stream by stream, in order; the first error stops the rest (the
-        streams before it stay written)."""
+        streams before it stay written). Every stream's input is checked before the
+        first is written."""
+        check_appends([(a.stream_id, a.events, a.expected_version) for a in appends])
         return [self.append(a.stream_id, a.events, a.expected_version) for a in appends]
 
     def _retried_or_conflict(
@@ -328,8 +327,7 @@ class LogEventStore:
 
         Costs O(events returned): only the stream's own offsets are read.
         """
-        if from_version < 1:
-            raise ValueError(f"from_version counts from 1, got {from_version}")
+        check_versions(from_version, to_version)
         partition = self.partition_of(stream_id)
         index = self._indexes[partition]
         with index.lock:
@@ -344,6 +342,7 @@ class LogEventStore:
         self, stream_id: str, *, to_version: int | None = None
     ) -> list[tuple[str, int, bytes]]:
         """(name, schema version, data) of versions ``1..to_version``, in order."""
+        check_versions(1, to_version)
         return [
             (e.name, e.version, e.data)
             for e in self.read_stream(stream_id, to_version=to_version)
@@ -386,8 +385,11 @@ class LogEventStore:
         return Position({p: end - 1 for p, end in ends.items() if end > 0})
 
     def close(self) -> None:
-        """Save the stream-index snapshots (if kept) and close the log."""
-        for index in self._indexes:
-            with index.lock:
-                index.save_if_due(threshold=1)
-        self.log.close()
+        """Save the stream-index snapshots (if kept; a failure to is logged, see
+        ``PartitionIndex.save_if_due``) and close the log."""
+        try:
+            for index in self._indexes:
+                with index.lock:
+                    index.save_if_due(threshold=1)
+        finally:
+            self.log.close()

@@ -12,7 +12,7 @@ import threading
 from array import array
 from pathlib import Path
 
-from framework.errors import CorruptLogError
+from framework.errors import CorruptLogError, LogError
 from framework.log.ports import Log
 from framework.store import index_snapshot
 from framework.store.index_snapshot import Streams
@@ -54,7 +54,10 @@ class PartitionIndex:
         self.unsaved = 0
 
     def restore(self, log: Log) -> None:
-        """Start from the snapshot if there is one that matches the log."""
+        """Start from the snapshot if there is one that matches the log, and catch
+        up with the log after it. A snapshot is a cache: one that does not fit the
+        log is dropped (with a warning) and the index rebuilt from the log, so it
+        can never keep a store from opening."""
         if self.snapshot_path is None:
             return
         found = index_snapshot.read(self.snapshot_path)
@@ -62,27 +65,65 @@ class PartitionIndex:
             return
         streams, next_offset = found
         if next_offset and not self._matches(log, streams, next_offset):
-            logger.warning(
-                "the stream-index snapshot %s does not match the log; rebuilding",
-                self.snapshot_path,
-            )
+            self._drop_snapshot("does not match the log")
             return
         self.streams = streams
         self.next_offset = next_offset
+        try:
+            with self.lock:
+                self.catch_up(log)
+        except CorruptLogError as exc:
+            # The records after the snapshot contradict it: start from the log.
+            self.streams, self.next_offset, self.unsaved = {}, 0, 0
+            self._drop_snapshot(f"contradicts the log after it ({exc})")
+
+    def _drop_snapshot(self, why: str) -> None:
+        logger.warning(
+            "the stream-index snapshot %s %s; rebuilding the index from the log",
+            self.snapshot_path,
+            why,
+        )
 
     def _matches(self, log: Log, streams: Streams, next_offset: int) -> bool:
-        if next_offset > log.end_offset(self.topic, self.partition):
+        try:
+            if next_offset > log.end_offset(self.topic, self.partition):
+                return False
+            last = log.read_at(self.topic, self.partition, [next_offset - 1])[0]
+            stream_id, version = stream_version_of(last)
+            offsets = streams.get(stream_id)
+            return offsets is not None and offsets[version - 1] == next_offset - 1
+        except (LogError, IndexError):
+            # Retention removed that record, or it is not an event: the index
+            # is then rebuilt, and the log itself answers for its state.
             return False
-        last = log.read_at(self.topic, self.partition, [next_offset - 1])[0]
-        stream_id, version = stream_version_of(last)
-        offsets = streams.get(stream_id)
-        return offsets is not None and offsets[version - 1] == next_offset - 1
 
-    def save_if_due(self, threshold: int = SNAPSHOT_EVERY) -> None:
-        """Write the snapshot once enough records were indexed since the last one."""
-        if self.snapshot_path is not None and self.unsaved >= threshold:
+    def snapshot_due(self) -> bool:
+        """Whether enough records were indexed since the last snapshot to write
+        one (read without the lock: a hint, checked again under it)."""
+        return self.snapshot_path is not None and self.unsaved >= SNAPSHOT_EVERY
+
+    def save_if_due(self, threshold: int | None = None) -> None:
+        """Write the snapshot once ``threshold`` records (``SNAPSHOT_EVERY`` by
+        default) were indexed since the last one. Call with ``lock`` held.
+
+        Never raises: the snapshot only shortens the next opening, so a failure
+        to write it (a full disk) is logged and tried again after as many
+        records more, and whatever asked for it goes on.
+        """
+        due = SNAPSHOT_EVERY if threshold is None else threshold
+        if self.snapshot_path is None or self.unsaved < due:
+            return
+        self.unsaved = 0
+        try:
             index_snapshot.write(self.snapshot_path, self.streams, self.next_offset)
-            self.unsaved = 0
+        except (OSError, ValueError) as exc:
+            logger.warning(
+                "could not write the stream-index snapshot %s (%s); the index is "
+                "kept in memory, and opening the store scans the log from the last "
+                "snapshot written",
+                self.snapshot_path,
+                exc,
+            )
 
     def catch_up(self, log: Log) -> None:
         """Index every record appended since the last call. Call with ``lock`` held."""
@@ -115,9 +156,10 @@ class PartitionIndex:
             offsets.append(first_offset)
         else:
             offsets.extend(range(first_offset, last_offset + 1))
+        # The snapshot is written by the appender after its append returns
+        # (``snapshot_due``), never here: this runs before the batch's fsync.
         self.unsaved += last_offset + 1 - first_offset
         self.next_offset = last_offset + 1
-        self.save_if_due()
 
     def add(self, stream_id: str, version: int, offset: int) -> None:
         offsets = self.streams.get(stream_id)

@@ -18,11 +18,12 @@ from pathlib import Path
 logger = logging.getLogger("framework.store")
 
 MAGIC = b"FWSI"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: magic, format version, next offset, stream count
 _HEADER = struct.Struct("<4sHqI")
-#: id length, offset count
-_ENTRY = struct.Struct("<HI")
+#: id length, offset count, by format version (the first kept ids under 64 KiB)
+_ENTRIES = {1: struct.Struct("<HI"), 2: struct.Struct("<II")}
+_ENTRY = _ENTRIES[FORMAT_VERSION]
 _CRC = struct.Struct("<I")
 
 Streams = dict[str, "array[int]"]
@@ -40,20 +41,32 @@ def encode(streams: Streams, next_offset: int) -> bytes:
 
 
 def decode(data: bytes) -> tuple[Streams, int] | None:
-    """The streams and next offset in a snapshot, or ``None`` if it is not valid."""
+    """The streams and next offset in a snapshot, or ``None`` if it is not valid
+    (whatever the bytes: a snapshot is a cache, and a bad one is rebuilt)."""
     if len(data) < _HEADER.size + _CRC.size:
         return None
     body, (crc,) = data[: -_CRC.size], _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(body) != crc:
         return None
     magic, version, next_offset, count = _HEADER.unpack_from(body, 0)
-    if magic != MAGIC or version != FORMAT_VERSION:
+    entry = _ENTRIES.get(version)
+    if magic != MAGIC or entry is None:
         return None
+    try:
+        return _decode_entries(body, entry, count, next_offset)
+    except (struct.error, UnicodeDecodeError, ValueError):
+        # The checksum matched but the counts do not fit the bytes.
+        return None
+
+
+def _decode_entries(
+    body: bytes, entry: struct.Struct, count: int, next_offset: int
+) -> tuple[Streams, int] | None:
     view = memoryview(body)
     position = _HEADER.size
     streams: Streams = {}
-    unpack_entry = _ENTRY.unpack_from
-    entry_size = _ENTRY.size
+    unpack_entry = entry.unpack_from
+    entry_size = entry.size
     for _ in range(count):
         key_length, offset_count = unpack_entry(body, position)
         position += entry_size
@@ -69,18 +82,27 @@ def decode(data: bytes) -> tuple[Streams, int] | None:
 
 
 def write(path: Path, streams: Streams, next_offset: int) -> None:
-    """Replace the snapshot at ``path`` atomically (temp file, then rename)."""
+    """Replace the snapshot at ``path`` atomically (temp file, then rename).
+    Raises ``OSError`` (a full disk, say), leaving no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(encode(streams, next_offset))
-    # No fsync: a snapshot lost in a power cut is rebuilt from the log.
-    temporary.replace(path)
+    try:
+        temporary.write_bytes(encode(streams, next_offset))
+        # No fsync: a snapshot lost in a power cut is rebuilt from the log.
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def read(path: Path) -> tuple[Streams, int] | None:
+    """The snapshot at ``path``, or ``None`` if there is none or it is unusable."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.warning("cannot read the stream-index snapshot %s: %s", path, exc)
         return None
     found = decode(data)
     if found is None:

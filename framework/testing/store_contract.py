@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from framework.errors import ConcurrencyError
+from framework.errors import ConcurrencyError, StoreInputError
 from framework.log.partitioner import partition_for
+from framework.store import limits
 from framework.store.events import NewEvent
-from framework.store.ports import EventStore
+from framework.store.ports import EventStore, StreamAppend
 from framework.store.position import Position
 
 MakeStore = Callable[[], EventStore]
@@ -33,6 +35,88 @@ def new_event(name: str = "test.Happened", **headers: str) -> NewEvent:
         causation_id=str(event_id),
         headers=headers,
     )
+
+
+def _one(stream_id: Any = "s", **changes: Any) -> BadCase:
+    return stream_id, [new_event()._replace(**changes)], 0
+
+
+def _twice() -> BadCase:
+    event = new_event()
+    return "s", [event, new_event(), event], 0
+
+
+BadCase = tuple[Any, list[NewEvent], Any]
+BadAppend = Callable[[], BadCase]
+
+#: Appends every backend refuses with ``StoreInputError``: case -> (the thing the
+#: error names, the append).
+BAD_APPENDS: dict[str, tuple[str, BadAppend]] = {
+    "empty stream id": ("stream id", lambda: _one("")),
+    "stream id with NUL": ("stream id", lambda: _one("a\x00b")),
+    "stream id with a lone surrogate": ("stream id", lambda: _one("s\udc80")),
+    "stream id too long": (
+        "stream id",
+        lambda: _one("s" * (limits.MAX_STREAM_ID_BYTES + 1)),
+    ),
+    "stream id too long in UTF-8": (
+        "stream id",
+        lambda: _one("é" * (limits.MAX_STREAM_ID_BYTES // 2 + 1)),
+    ),
+    "stream id of 1 MB": ("stream id", lambda: _one("s" * 1_000_000)),
+    "stream id not text": ("stream id", lambda: _one(b"s")),
+    "empty event name": ("event name", lambda: _one(name="")),
+    "event name with NUL": ("event name", lambda: _one(name="a.\x00")),
+    "event name too long": (
+        "event name",
+        lambda: _one(name="n" * (limits.MAX_EVENT_NAME_BYTES + 1)),
+    ),
+    "event version 0": ("event version", lambda: _one(version=0)),
+    "event version past 16 bits": (
+        "event version",
+        lambda: _one(version=limits.MAX_EVENT_VERSION + 1),
+    ),
+    "negative timestamp": ("timestamp", lambda: _one(timestamp_ms=-1)),
+    "timestamp of 2**63": ("timestamp", lambda: _one(timestamp_ms=2**63)),
+    "timestamp past year 9999": (
+        "timestamp",
+        lambda: _one(timestamp_ms=limits.MAX_TIMESTAMP_MS + 1),
+    ),
+    "timestamp not an int": ("timestamp", lambda: _one(timestamp_ms=1.5)),
+    "correlation id with NUL": ("correlation id", lambda: _one(correlation_id="c\x00")),
+    "causation id too long": (
+        "causation id",
+        lambda: _one(causation_id="c" * (limits.MAX_ID_BYTES + 1)),
+    ),
+    "event id not a UUID": ("event id", lambda: _one(event_id="1234")),
+    "data not bytes": ("event data", lambda: _one(data="text")),
+    "data too large": (
+        "event data",
+        lambda: _one(data=bytes(limits.MAX_EVENT_DATA_BYTES + 1)),
+    ),
+    "empty header name": ("header name", lambda: _one(headers={"": "v"})),
+    "header name of 64 KiB": ("header name", lambda: _one(headers={"h" * 65_536: "v"})),
+    "header name with NUL": ("header name", lambda: _one(headers={"h\x00": "v"})),
+    "header value too long": (
+        "header value",
+        lambda: _one(headers={"h": "v" * (limits.MAX_HEADER_VALUE_BYTES + 1)}),
+    ),
+    "header value not text": ("header value", lambda: _one(headers={"h": 1})),
+    "too many headers": (
+        "headers",
+        lambda: _one(headers={f"h{n}": "v" for n in range(limits.MAX_HEADERS + 1)}),
+    ),
+    "negative expected version": ("expected_version", lambda: ("s", [new_event()], -1)),
+    "expected version past 31 bits": (
+        "expected_version",
+        lambda: ("s", [new_event()], 2**31),
+    ),
+    "expected version not an int": (
+        "expected_version",
+        lambda: ("s", [new_event()], "1"),
+    ),
+    "the same event id twice in one append": ("event id", _twice),
+}
 
 
 class EventStoreContract:
@@ -200,9 +284,82 @@ class EventStoreContract:
             store.append("s", [], expected_version=0)
         with pytest.raises(ValueError, match="expected_version"):
             store.append("s", [new_event()], expected_version=-1)
-        with pytest.raises(ValueError, match=r"stream id .*lone surrogates"):
+        with pytest.raises(ValueError, match=r"stream id.*lone surrogate"):
             store.append("s\ud800", [new_event()], expected_version=0)
         assert store.read_stream("s") == []
+
+    @pytest.mark.parametrize(
+        ("what", "case"), list(BAD_APPENDS.values()), ids=list(BAD_APPENDS)
+    )
+    def test_a_bad_append_gets_the_same_clear_error_and_writes_nothing(
+        self, store: EventStore, what: str, case: BadAppend
+    ) -> None:
+        store.append("existing", [new_event()], expected_version=0)
+        before = store.end_position()
+        stream_id, events, expected = case()
+        with pytest.raises(StoreInputError) as info:
+            store.append(stream_id, events, expected)
+        assert info.value.what == what
+        assert what in str(info.value)
+        assert "nothing was written" in str(info.value)
+        assert not info.value.retriable
+        with pytest.raises(StoreInputError):
+            store.append_streams(
+                [
+                    StreamAppend(
+                        stream_id="other", events=[new_event()], expected_version=0
+                    ),
+                    StreamAppend(
+                        stream_id=stream_id, events=events, expected_version=expected
+                    ),
+                ]
+            )
+        assert store.end_position() == before
+        assert store.stream_version("other") == 0
+
+    def test_values_at_the_limits_are_stored_and_read_back(
+        self, store: EventStore
+    ) -> None:
+        longest = "s" * limits.MAX_STREAM_ID_BYTES
+        wide = "é" * (limits.MAX_STREAM_ID_BYTES // 2)
+        event = new_event("n" * limits.MAX_EVENT_NAME_BYTES)._replace(
+            version=limits.MAX_EVENT_VERSION,
+            timestamp_ms=limits.MAX_TIMESTAMP_MS,
+            correlation_id="c" * limits.MAX_ID_BYTES,
+            headers={
+                f"h{n:02d}".ljust(limits.MAX_HEADER_NAME_BYTES, "x"): "v"
+                * limits.MAX_HEADER_VALUE_BYTES
+                for n in range(limits.MAX_HEADERS)
+            },
+        )
+        earliest = new_event()._replace(timestamp_ms=0, data=b"")
+        store.append(longest, [event], expected_version=0)
+        store.append(wide, [earliest], expected_version=0)
+        (got,) = store.read_stream(longest)
+        assert (got.stream_id, got.name, got.version) == (
+            longest,
+            event.name,
+            event.version,
+        )
+        assert (got.timestamp_ms, got.correlation_id) == (
+            event.timestamp_ms,
+            event.correlation_id,
+        )
+        assert dict(got.headers) == dict(event.headers)
+        (first,) = store.read_stream(wide)
+        assert (first.timestamp_ms, first.data) == (0, b"")
+
+    @pytest.mark.parametrize("version", [0, -1, -5])
+    def test_a_version_below_one_is_refused_on_every_read(
+        self, store: EventStore, version: int
+    ) -> None:
+        store.append("s", [new_event() for _ in range(3)], expected_version=0)
+        with pytest.raises(StoreInputError, match="to_version"):
+            store.read_stream("s", to_version=version)
+        with pytest.raises(StoreInputError, match="to_version"):
+            store.read_stream_data("s", to_version=version)
+        with pytest.raises(StoreInputError, match="from_version"):
+            store.read_stream("s", from_version=version)
 
     def test_a_second_store_on_the_same_log_sees_writes_and_conflicts(
         self, make_store: MakeStore

@@ -39,6 +39,7 @@ from framework.postgres.prepared import (
 from framework.postgres.url import PostgresURL
 from framework.store.event_store import events_topic
 from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.limits import check_append, check_appends, check_versions
 from framework.store.ports import StreamAppend
 from framework.store.position import Position
 
@@ -302,7 +303,7 @@ class PostgresEventStore:
             # instructions against 92,786). Whatever it cannot decide alone (a
             # conflict, a retry of stored events, a missing version) goes the
             # general way, which tries the statement again and sorts it out.
-            _check(stream_id, events, expected_version)
+            check_append(stream_id, events, expected_version)
             partition = self.partition_of(stream_id)
             statements = self._p_append_one if len(events) == 1 else self._p_append_many
             try:
@@ -337,8 +338,7 @@ class PostgresEventStore:
         appends cannot deadlock. A stream whose events are already stored (a retry)
         is reported ``already_stored`` and the others are written.
         """
-        for append in appends:
-            _check(append.stream_id, append.events, append.expected_version)
+        check_appends([(a.stream_id, a.events, a.expected_version) for a in appends])
         partitions = [self.partition_of(a.stream_id) for a in appends]
         # Sorted by partition: the lock order that keeps writers deadlock-free.
         todo = sorted(range(len(appends)), key=partitions.__getitem__)
@@ -613,8 +613,7 @@ class PostgresEventStore:
     ) -> list[StoredEvent]:
         """The stream's events ``from_version..to_version`` in order: one index
         range scan, O(events returned)."""
-        if from_version < 1:
-            raise ValueError(f"from_version counts from 1, got {from_version}")
+        check_versions(from_version, to_version)
         upper = _MAX_VERSION if to_version is None else to_version
         rows = self.db.fetchall_prepared(
             self._p_read_stream,
@@ -632,6 +631,7 @@ class PostgresEventStore:
     ) -> list[tuple[str, int, bytes]]:
         """(name, schema version, data) of versions ``1..to_version``, in order:
         the same index range scan as ``read_stream``, three columns wide."""
+        check_versions(1, to_version)
         rows = self.db.fetchall_prepared(
             self._p_read_stream_data,
             {
@@ -844,15 +844,6 @@ def _appended(
 def _kind(expected: int | None) -> str:
     """How an expected version is given: ``any`` (None), ``new`` (0) or ``at``."""
     return "any" if expected is None else "new" if expected == 0 else "at"
-
-
-def _check(stream_id: str, events: Sequence[NewEvent], expected: int | None) -> None:
-    if not isinstance(stream_id, str) or not stream_id:
-        raise ValueError(f"a stream id must be a non-empty str, got {stream_id!r}")
-    if not events:
-        raise ValueError(f"append to stream {stream_id!r} needs at least one event")
-    if expected is not None and expected < 0:
-        raise ValueError(f"expected_version must be None or >= 0, got {expected}")
 
 
 def _to_stored(topic: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
