@@ -2,9 +2,9 @@
 dicts and lists an event holds them in once recorded.
 
 A JSON value is ``None``, ``bool``, ``int`` (64-bit), a finite ``float``, ``str``, a
-list of JSON values or a dict of ``str`` keys to JSON values. ``framework.domain.
-payload`` checks them when an event is recorded and freezes them, here, so that
-nothing holding a reference can change a recorded event.
+list of JSON values or a dict of ``str`` keys to JSON values. Recording an event checks
+them (``framework.domain.payload``) and freezes them into the containers below, so
+that nothing holding a reference can change a recorded event.
 """
 
 from __future__ import annotations
