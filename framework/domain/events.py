@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from framework.domain.payload import Check, payload_checker
+from framework.domain.payload import Check, Freeze, payload_checker, payload_freezer
 from framework.errors import EventRegistrationError
 
 E = TypeVar("E", bound="DomainEvent")
@@ -27,6 +27,8 @@ class DomainEvent:
     __event_name__: ClassVar[str]
     __event_version__: ClassVar[int]
     __event_check__: ClassVar[Check]
+    #: Freezes an instance's JSON values in place; ``None`` when it holds none.
+    __event_freeze__: ClassVar[Freeze | None] = None
 
 
 def _qualified(cls: type) -> str:
@@ -92,7 +94,8 @@ def event(
     """Declare an event class: frozen keyword-only attrs, registered as (name, version).
 
     The payload's annotations are checked now, so a type the codec cannot store fails
-    at import time. Raises ``EventRegistrationError``.
+    at import time. Raises ``EventRegistrationError``. Fields annotated ``JSON``
+    (``framework.domain.JSON``) hold free-form JSON values, frozen once recorded.
     """
     if not isinstance(name, str) or not name.strip():
         raise EventRegistrationError(f"an event name must be a non-empty str: {name!r}")
@@ -123,6 +126,8 @@ def event(
         cls.__event_name__ = name
         cls.__event_version__ = version
         cls.__event_check__ = staticmethod(checker)
+        freeze = payload_freezer(cls)
+        cls.__event_freeze__ = None if freeze is None else staticmethod(freeze)
         target.register(cls, name, version)
         return cls
 

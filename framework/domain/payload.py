@@ -2,7 +2,9 @@
 
 The JSON codec in ``framework.schema`` stores exactly these types and gives them back
 unchanged, so a value that passes here always round-trips. Checking in the domain layer
-lets ``Aggregate.record`` refuse a bad payload before anything is written.
+lets ``Aggregate.record`` refuse a bad payload before anything is written. Recording
+also freezes the event's JSON values (``framework.domain.json_value``), and decoding
+freezes them the same way, so a recorded event and a loaded one hold the same types.
 """
 
 from __future__ import annotations
@@ -19,16 +21,32 @@ from typing import Any
 
 import attrs
 
+from framework.domain.json_value import JSON, FrozenDict, FrozenList, freeze_json
 from framework.errors import EventRegistrationError, UnserializableEventError
 
-#: Returns a description of what is wrong with a value, or ``None`` when it fits.
+#: Returns a description of what is wrong with a value, or ``None`` when it fits: the
+#: path to the bad part (``.field``, ``[0]``, ``['key']``), ": ", and what is wrong.
 Check = Callable[[Any], str | None]
+
+#: Returns a value with its JSON values frozen (attrs instances: frozen in place).
+Freeze = Callable[[Any], Any]
 
 SUPPORTED = (
     "str, int, bool, float (finite), Decimal (finite), uuid.UUID, datetime "
-    "(timezone-aware), date, bytes, Enum subclasses, None, X | None, list[X], "
-    "tuple[X, ...], tuple[X, Y], frozenset[X], dict[str, X], and attrs classes of these"
+    "(timezone-aware), date, bytes, Enum subclasses, None, JSON (framework.domain), "
+    "X | None, list[X], tuple[X, ...], tuple[X, Y], frozenset[X], dict[str, X], and "
+    "attrs classes of these"
 )
+
+#: orjson refuses to write lists and dicts nested deeper than this (the event's own
+#: dict counts as one level).
+_MAX_NESTING = 254
+
+
+def _at(step: str, problem: str) -> str:
+    """``problem`` as seen one level up, ``step`` (``.name``, ``[0]``, ``['k']``)
+    being where the level below sits."""
+    return step + problem if problem[:1] in ".[" else f"{step}: {problem}"
 
 
 def _bad(expected: str, value: Any) -> str:
@@ -112,13 +130,16 @@ def _optional(inner: Check) -> Check:
 
 
 def _sequence(container: type, item: Check) -> Check:
+    # A list of JSON values is recorded as a FrozenList; it may be recorded again.
+    kinds = (list, FrozenList) if container is list else (container,)
+
     def check(value: Any) -> str | None:
-        if type(value) is not container:
+        if type(value) not in kinds:
             return _bad(container.__name__, value)
         for i, element in enumerate(typing.cast("list[Any]", value)):
             problem = item(element)
             if problem is not None:
-                return f"item {i}: {problem}"
+                return _at(f"[{i}]", problem)
         return None
 
     return check
@@ -131,7 +152,7 @@ def _fixed_tuple(items: tuple[Check, ...]) -> Check:
         for i, (element, item) in enumerate(zip(value, items, strict=True)):
             problem = item(element)
             if problem is not None:
-                return f"item {i}: {problem}"
+                return _at(f"[{i}]", problem)
         return None
 
     return check
@@ -146,10 +167,70 @@ def _mapping(item: Check) -> Check:
                 return f"key {key!r}: expected str keys (valid UTF-8)"
             problem = item(element)
             if problem is not None:
-                return f"[{key!r}]: {problem}"
+                return _at(f"[{key!r}]", problem)
         return None
 
     return check
+
+
+_NOT_JSON = (
+    "a JSON value (None, bool, int, float, str, a list, or a dict with str keys)"
+)
+
+
+def _json(levels: int) -> Check:
+    """Checks a JSON value whose lists and dicts nest at most ``levels`` deep."""
+
+    def check(value: Any) -> str | None:
+        return _json_problem(value, levels, set())
+
+    return check
+
+
+def _json_problem(value: Any, levels: int, enclosing: set[int]) -> str | None:
+    """What is wrong with a JSON value, if anything; ``enclosing`` holds the ids of
+    the lists and dicts on the way down, to tell a cycle from a value seen twice."""
+    kind = type(value)
+    if kind is str:
+        return _str(value)
+    if value is None or kind is bool:
+        return None
+    if kind is int:
+        fits = _INT_MIN <= value <= _INT_MAX
+        return None if fits else _bad("an int within 64 bits (or use str)", value)
+    if kind is float:
+        return None if math.isfinite(value) else _bad("a finite float", value)
+    if isinstance(value, dict | list):
+        return _json_container_problem(value, levels, enclosing)
+    hint = "; use a list" if isinstance(value, tuple) else ""
+    return _bad(_NOT_JSON, value) + hint
+
+
+def _json_container_problem(
+    value: dict[Any, Any] | list[Any], levels: int, enclosing: set[int]
+) -> str | None:
+    if id(value) in enclosing:
+        return "contains itself (a cycle), which JSON cannot write"
+    if levels == 0:
+        return (
+            "nested deeper than JSON is written here: at most "
+            f"{_MAX_NESTING} levels of lists and dicts, the event's own included"
+        )
+    enclosing.add(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str or _str(key) is not None:
+                return f"key {key!r}: expected str keys (valid UTF-8) in a JSON object"
+            problem = _json_problem(item, levels - 1, enclosing)
+            if problem is not None:
+                return _at(f"[{key!r}]", problem)
+    else:
+        for i, item in enumerate(value):
+            problem = _json_problem(item, levels - 1, enclosing)
+            if problem is not None:
+                return _at(f"[{i}]", problem)
+    enclosing.discard(id(value))
+    return None
 
 
 _SIMPLE: dict[Any, Check] = {
@@ -167,32 +248,45 @@ _SIMPLE: dict[Any, Check] = {
 
 
 def check_for(  # noqa: PLR0911
-    annotation: Any, where: str, localns: dict[str, Any] | None = None
+    annotation: Any,
+    where: str,
+    localns: dict[str, Any] | None = None,
+    *,
+    depth: int = 1,
 ) -> Check:
     """Build the checker for one annotation; raise ``EventRegistrationError`` if the
-    codec cannot store that type."""
+    codec cannot store that type. ``depth`` counts the lists and dicts the codec
+    writes around a value of it (an event's field: 1, the event's own dict)."""
     if annotation in _SIMPLE:
         return _SIMPLE[annotation]
+    if annotation is JSON:
+        return _json(_MAX_NESTING - depth)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _instance(annotation)
     if isinstance(annotation, type) and attrs.has(annotation):
         return payload_checker(
-            annotation, where=f"{where} ({annotation.__name__})", localns=localns
+            annotation,
+            where=f"{where} ({annotation.__name__})",
+            localns=localns,
+            depth=depth,
         )
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    inner = depth + 1
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and len(args) == 2:
-            return _optional(check_for(rest[0], where, localns))
+            return _optional(check_for(rest[0], where, localns, depth=depth))
     elif origin in (list, frozenset) and len(args) == 1:
-        return _sequence(origin, check_for(args[0], where, localns))
+        return _sequence(origin, check_for(args[0], where, localns, depth=inner))
     elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return _sequence(tuple, check_for(args[0], where, localns))
+        return _sequence(tuple, check_for(args[0], where, localns, depth=inner))
     elif origin is tuple and args and Ellipsis not in args:
-        return _fixed_tuple(tuple(check_for(a, where, localns) for a in args))
+        return _fixed_tuple(
+            tuple(check_for(a, where, localns, depth=inner) for a in args)
+        )
     elif origin in (dict, Mapping) and len(args) == 2 and args[0] is str:
-        return _mapping(check_for(args[1], where, localns))
+        return _mapping(check_for(args[1], where, localns, depth=inner))
     raise EventRegistrationError(
         f"{where} is annotated {annotation!r}, which events cannot store; "
         f"use one of: {SUPPORTED}"
@@ -200,9 +294,10 @@ def check_for(  # noqa: PLR0911
 
 
 def payload_checker(
-    cls: type, *, where: str, localns: dict[str, Any] | None = None
+    cls: type, *, where: str, localns: dict[str, Any] | None = None, depth: int = 0
 ) -> Check:
-    """A checker for every field of the attrs class ``cls``."""
+    """A checker for every field of the attrs class ``cls``, whose instances the
+    codec writes inside ``depth`` lists and dicts (an event: 0)."""
     try:
         hints = typing.get_type_hints(cls, localns=localns)
         # Resolve the attrs field types now, while the declaring scope is known, so
@@ -214,7 +309,10 @@ def payload_checker(
             f"is declared ({exc}); define or import it before the event class"
         ) from exc
     fields = [
-        (f.name, check_for(hints[f.name], f"{where}.{f.name}", localns))
+        (
+            f.name,
+            check_for(hints[f.name], f"{where}.{f.name}", localns, depth=depth + 1),
+        )
         for f in attrs.fields(cls)
     ]
 
@@ -224,14 +322,82 @@ def payload_checker(
         for name, field_check in fields:
             problem = field_check(getattr(value, name))
             if problem is not None:
-                return f".{name}: {problem}"
+                return _at(f".{name}", problem)
         return None
 
     return check
 
 
+def freezer_for(annotation: Any) -> Freeze | None:  # noqa: PLR0911
+    """What freezes the JSON values in a value of ``annotation`` (checked by
+    ``check_for`` already), or ``None`` when it holds none. Lists and dicts around
+    JSON values are frozen too, so that no part of a recorded value can change."""
+    if annotation is JSON:
+        return freeze_json
+    if isinstance(annotation, type) and attrs.has(annotation):
+        return payload_freezer(annotation)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (rest,) = [a for a in args if a is not type(None)]
+        some = freezer_for(rest)
+        return None if some is None else lambda v: None if v is None else some(v)
+    if origin is tuple and args and Ellipsis not in args:
+        parts = [freezer_for(a) for a in args]
+        if not any(parts):
+            return None
+        return lambda v: tuple(
+            x if part is None else part(x) for part, x in zip(parts, v, strict=True)
+        )
+    if origin in (list, tuple):
+        return _freeze_items(origin, freezer_for(args[0]))
+    if origin in (dict, Mapping):
+        return _freeze_values(freezer_for(args[1]))
+    # Scalars, containers of scalars, and frozensets (whose items are hashable,
+    # so never a list or a dict).
+    return None
+
+
+def _freeze_items(container: type, item: Freeze | None) -> Freeze | None:
+    if item is None:
+        return None
+    if container is list:
+        return lambda v: FrozenList([item(x) for x in v])
+    return lambda v: tuple(item(x) for x in v)
+
+
+def _freeze_values(item: Freeze | None) -> Freeze | None:
+    if item is None:
+        return None
+    return lambda v: FrozenDict({k: item(x) for k, x in v.items()})
+
+
+def payload_freezer(cls: type) -> Freeze | None:
+    """What freezes, in place, the JSON values of an instance of the attrs class
+    ``cls`` (its types resolved by ``payload_checker``), or ``None`` if it holds
+    none: the codec's speed for ordinary events stays what it was."""
+    fields = [
+        (f.name, freeze)
+        for f in attrs.fields(cls)
+        if (freeze := freezer_for(f.type)) is not None
+    ]
+    if not fields:
+        return None
+
+    def freeze_fields(value: Any) -> Any:
+        for name, freeze in fields:
+            # Frozen attrs classes refuse setattr; this is the value recorded, made
+            # safe from whoever still holds its lists and dicts, and equal to it.
+            object.__setattr__(value, name, freeze(getattr(value, name)))
+        return value
+
+    return freeze_fields
+
+
 def ensure_serializable(event: Any, check: Check, name: str) -> None:
-    """Raise ``UnserializableEventError`` naming the field if ``event`` is bad."""
+    """Raise ``UnserializableEventError`` naming the field if ``event`` is bad;
+    otherwise freeze its JSON values in place (its class's ``__event_freeze__``), so
+    that nothing changes the event once it is recorded."""
     problem = check(event)
     if problem is not None:
         raise UnserializableEventError(
@@ -239,3 +405,6 @@ def ensure_serializable(event: Any, check: Check, name: str) -> None:
             f"{type(event).__name__}{problem}; nothing was recorded. "
             "Pass values of the annotated types"
         )
+    freeze = getattr(type(event), "__event_freeze__", None)
+    if freeze is not None:
+        freeze(event)

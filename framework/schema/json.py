@@ -14,6 +14,7 @@ from cattrs.preconf.orjson import make_converter
 
 from framework.domain.events import DomainEvent, EventRegistry, event_name
 from framework.domain.events import registry as default_registry
+from framework.domain.json_value import JSON
 from framework.errors import SchemaError, UnknownEventError, UnserializableEventError
 
 Decoder = Callable[[bytes], DomainEvent]
@@ -28,7 +29,15 @@ def make_event_converter() -> cattrs.Converter:
     converter.register_structure_hook(Decimal, lambda value, _: Decimal(value))
     converter.register_unstructure_hook(uuid.UUID, str)
     converter.register_structure_hook(uuid.UUID, lambda value, _: uuid.UUID(value))
+    # A JSON value is written as it is (recording checked it) and read as orjson
+    # gives it; the decoder then freezes it as recording did.
+    converter.register_unstructure_hook(JSON, _same)
+    converter.register_structure_hook(JSON, lambda value, _: value)
     return converter
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class JsonEventCodec:
@@ -111,7 +120,16 @@ class JsonEventCodec:
                 ) from exc
             return event
 
-        return decode
+        freeze = cls.__event_freeze__
+        if freeze is None:
+            return decode
+
+        # Only events with JSON fields pay for this step.
+        def decode_and_freeze(data: bytes) -> DomainEvent:
+            event: DomainEvent = freeze(decode(data))
+            return event
+
+        return decode_and_freeze
 
     def forget(self, name: str, version: int) -> None:
         """Drop a cached decoder (after registering a class late)."""

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from framework import Aggregate, Application
+from framework.domain import JSON, EventEnvelope, JSONObject, when
 from framework.domain.events import DomainEvent, EventRegistry, event
 from framework.domain.payload import ensure_serializable
 from framework.errors import SchemaError, UnknownEventError
+from framework.projections import Projection, Transaction, on
 from framework.schema.json import JsonEventCodec
 
 registry = EventRegistry()
@@ -123,3 +128,204 @@ def test_stored_bytes_of_another_shape_give_a_schema_error() -> None:
 
 def test_encoding_is_compact_json() -> None:
     assert JsonEventCodec(registry).encode(Small(n=3)) == b'{"n":3}'
+
+
+# -- JSON values --------------------------------------------------------------
+
+json_registry = EventRegistry()
+
+
+@attrs.frozen
+class Note:
+    text: str
+    extra: JSON
+
+
+@event("codec.Webhook", registry=json_registry)
+class Webhook(DomainEvent):
+    body: JSON
+    attributes: JSONObject
+    tags: list[JSON]
+    maybe: JSON | None
+    note: Note
+    pairs: tuple[JSON, ...]
+    count: int = 0
+
+
+jsons = st.recursive(
+    st.none()
+    | st.booleans()
+    | ints
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(text, inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+webhooks = st.builds(
+    Webhook,
+    body=jsons,
+    attributes=st.dictionaries(text, jsons, max_size=4),
+    tags=st.lists(jsons, max_size=4),
+    maybe=jsons,
+    note=st.builds(Note, text=text, extra=jsons),
+    pairs=st.lists(jsons, max_size=3).map(tuple),
+    count=ints,
+)
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every container's and number's exact type spelled out, so that
+    a comparison tells 1 from 1.0 and True, -0.0 from 0.0, and a frozen dict from a
+    plain one."""
+    kind = type(value).__name__
+    if isinstance(value, dict):
+        return kind, [(k, typed(v)) for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return kind, [typed(v) for v in value]
+    if attrs.has(type(value)):
+        return kind, [
+            (f.name, typed(getattr(value, f.name))) for f in attrs.fields(type(value))
+        ]
+    return kind, repr(value)
+
+
+@settings(deadline=None)
+@given(webhooks)
+def test_json_values_round_trip_exactly_in_the_form_they_were_recorded(
+    value: Webhook,
+) -> None:
+    passed_in = copy.deepcopy(value)
+    ensure_serializable(value, Webhook.__event_check__, "codec.Webhook")
+    assert value == passed_in  # recording freezes; it changes no value
+    codec = JsonEventCodec(json_registry)
+    decoded = codec.decode("codec.Webhook", 1, codec.encode(value))
+    assert decoded == value
+    assert typed(decoded) == typed(value)
+
+
+def test_decoded_json_values_are_as_frozen_as_recorded_ones() -> None:
+    codec = JsonEventCodec(json_registry)
+    data = b'{"body":{"a":[1,{}]},"attributes":{"k":[]},"tags":[{}],"maybe":null,'
+    data += b'"note":{"text":"t","extra":[[]]},"pairs":[{"p":1}],"count":3}'
+    decoded: Any = codec.decode("codec.Webhook", 1, data)
+    for change in [
+        lambda: decoded.body["a"].append(2),
+        lambda: decoded.body["a"][1].update(x=1),
+        lambda: decoded.attributes.pop("k"),
+        lambda: decoded.tags.append(1),
+        lambda: decoded.note.extra[0].append(1),
+        decoded.pairs[0].clear,
+    ]:
+        with pytest.raises(TypeError, match="recorded event"):
+            change()
+
+
+def test_unicode_empty_containers_and_extreme_numbers_round_trip() -> None:
+    value = Webhook(
+        body={
+            "": [],
+            "ключ 🔑": {"": {}},
+            "nul\x00": "\u2028 \U0001f600 é",
+            "ints": [2**64 - 1, -(2**63), 0, -1],
+            "floats": [-0.0, 5e-324, 1.7976931348623157e308, 0.1, 1.0],
+            "flags": [True, False, None],
+        },
+        attributes={"k": {}},
+        tags=[[], {}, [[]], ""],
+        maybe=None,
+        note=Note(text="", extra=[{}]),
+        pairs=(),
+    )
+    ensure_serializable(value, Webhook.__event_check__, "codec.Webhook")
+    codec = JsonEventCodec(json_registry)
+    decoded = codec.decode("codec.Webhook", 1, codec.encode(value))
+    assert typed(decoded) == typed(value)
+
+
+def nested(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_the_deepest_json_each_field_may_hold_is_encoded_and_decoded() -> None:
+    codec = JsonEventCodec(json_registry)
+    value = Webhook(
+        body=nested(253),
+        attributes={"k": nested(252)},
+        tags=[nested(252)],
+        maybe=nested(253),
+        note=Note(text="", extra=nested(252)),
+        pairs=(nested(252),),
+    )
+    ensure_serializable(value, Webhook.__event_check__, "codec.Webhook")
+    assert codec.decode("codec.Webhook", 1, codec.encode(value)) == value
+
+
+@event("codec.AttributesChanged")
+class AttributesChanged(DomainEvent):
+    attributes: JSONObject
+    payload: JSON
+
+
+class Customer(Aggregate):
+    attributes: dict[str, Any] = {}  # noqa: RUF012 - copied per instance by Aggregate
+    payloads: list[Any] = []  # noqa: RUF012 - copied per instance by Aggregate
+
+    def change(self, attributes: dict[str, Any], payload: Any) -> None:
+        self.record(AttributesChanged(attributes=attributes, payload=payload))
+
+    @when(AttributesChanged)
+    def _changed(self, e: AttributesChanged) -> None:
+        self.attributes = {**self.attributes, **e.attributes}
+        self.payloads.append(e.payload)
+
+
+class CustomerAttributes(Projection):
+    name = "customer_attributes"
+    version = 1
+    tables = ("customers",)
+
+    @on(AttributesChanged)
+    def _changed(self, e: EventEnvelope[AttributesChanged], tx: Transaction) -> None:
+        customers = tx.table("customers")
+        row = customers.get(e.stream_id) or {"attributes": {}, "payloads": []}
+        row["attributes"].update(e.event.attributes)
+        row["payloads"].append(e.event.payload)
+        customers.put(e.stream_id, row)
+
+
+def test_json_fields_are_saved_loaded_and_projected_as_they_were_recorded() -> None:
+    app = Application("memory://")
+    inline = app.project(CustomerAttributes(), inline=True)
+    customer = Customer()
+    first = {"plan": "pro", "seats": 3, "tags": ["a", "ü"], "limits": {}}
+    customer.change(first, {"webhook": [1, 2.5, None, True, {"deep": [[]]}]})
+    first["plan"] = "changed after recording"  # cannot reach the recorded event
+    customer.change({"seats": 2**64 - 1, "ratio": -0.5}, [])
+    recorded = [e.event for e in customer.pending_events]
+    app.save(customer)
+
+    loaded = app.load(Customer, customer.id)
+    assert (
+        loaded.attributes
+        == customer.attributes
+        == {
+            "plan": "pro",
+            "seats": 2**64 - 1,
+            "tags": ["a", "ü"],
+            "limits": {},
+            "ratio": -0.5,
+        }
+    )
+    assert loaded.payloads == customer.payloads
+    assert typed(loaded.payloads) == typed(customer.payloads)
+    stored = [e.event for e in app.read_stream(customer.id)]
+    assert stored == recorded
+    assert typed(stored) == typed(recorded)
+
+    row = inline.get("customers", customer.id)
+    assert row == {"attributes": loaded.attributes, "payloads": loaded.payloads}
