@@ -234,7 +234,9 @@ def test_ctrl_c_stops_a_rebuild_with_one_line_and_running_it_again_resumes(
     assert match, done.err
     done_before = int(match[1])
     assert 0 < done_before < 62
-    assert f"{done_before}/62 events" in done.err
+    # What it says it did is what it committed: at least what it showed.
+    shown_before = [int(n) for n in re.findall(r" (\d+)/62 events", done.err)]
+    assert 0 < max(shown_before) <= done_before
     again = cli(
         "projections", "rebuild", "blocking", "--app", APP, "--url", url,
         CLI_PROJECTIONS="blocking",
