@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Self, TypeVar
 
@@ -32,6 +34,11 @@ from framework.errors import (
     UnknownEventError,
 )
 from framework.log.ports import Log
+from framework.projections.errors import (
+    InlineProjectionFailedError,
+    ProjectionFailedError,
+    UnknownProjectionError,
+)
 from framework.projections.ports import InlineReadModelStore, ReadModelStore
 from framework.projections.positions import PositionBoard
 from framework.projections.projection import Projection
@@ -109,7 +116,12 @@ class Application:
         #: the others inside the append's transaction).
         self._after_append: list[ProjectionRunner] = []
         #: Positions announced by the runners of this process (push consistency).
-        self.board = PositionBoard()
+        self.board = PositionBoard(strict=True)
+        #: Stops the background runners ``start_projections`` started.
+        self._halts: list[Callable[[], None]] = []
+        self._closed = False
+        self._close_lock = threading.Lock()
+        _open_applications.add(self)
 
     # -- writing ---------------------------------------------------------------
 
@@ -211,10 +223,17 @@ class Application:
         for runner in self._after_append:
             try:
                 runner.catch_up_to(position)
+            except ProjectionFailedError as exc:
+                # In the message, not a note: a caller that logs str(error) and
+                # retries must learn that saving again would save twice.
+                raise InlineProjectionFailedError(
+                    exc.failure, saved=True, position=position
+                ) from exc
             except ProjectionError as exc:
                 exc.add_note(
-                    "the events were saved; the inline projection "
-                    f"{runner.name!r} did not apply them"
+                    f"the events WERE saved (position {position}); the inline "
+                    f"projection {runner.name!r} did not apply them: do not save "
+                    "them again"
                 )
                 raise
         return position, saved
@@ -439,8 +458,14 @@ class Application:
             board=self.board,
         )
         self.projections[projection.name] = runner
+        self.board.declare(projection.name)
         if inline:
-            runner.catch_up()
+            try:
+                runner.catch_up()
+            except ProjectionFailedError as exc:
+                # Recorded in the store (queries and `projections status` show
+                # it); saves retry it, so the application can still start.
+                logger.error("%s", exc)
             self._inline.append(runner)
             if not self._attach_inline(runner):
                 self._after_append.append(runner)
@@ -455,14 +480,24 @@ class Application:
         ) and read_models.attach_inline(self.store, runner)
 
     def read_model(self, name: str) -> ReadModel:
-        """Queries of a projection, with pull and hybrid consistency."""
+        """Queries of a projection, with pull and hybrid consistency: one
+        registered here, or one that another process keeps in the read-model
+        store. Raises ``UnknownProjectionError`` (a ``LookupError``) naming the
+        known projections for any other name."""
         runner = self.projections.get(name)
+        if runner is None:
+            if self.read_models.state(name) is None:
+                raise UnknownProjectionError(
+                    name, [*self.projections, *self.read_models.projection_names()]
+                )
+            return ReadModel(name, self.read_models, self.store)
         return ReadModel(
             name,
             self.read_models,
             self.store,
             board=self.board,
-            liveness=None if runner is None else (lambda: runner.running > 0),
+            liveness=lambda: runner.running > 0,
+            tables=runner.projection.tables,
         )
 
     def run_projections(
@@ -480,7 +515,7 @@ class Application:
             runner.running += 1
         try:
             while not stop.is_set():
-                if sum(r.step() for r in runners):
+                if sum(r.step_logging_failures() for r in runners):
                     interval = defaults.poll_interval
                     continue
                 stop.wait(interval)
@@ -491,7 +526,7 @@ class Application:
 
     def start_projections(self) -> Callable[[], None]:
         """Run the projections in a background thread; returns a function that
-        stops it and waits for it."""
+        stops it and waits for it (``close`` does too)."""
         stop = threading.Event()
         thread = threading.Thread(
             target=self.run_projections, args=(stop,), name="projections", daemon=True
@@ -500,13 +535,31 @@ class Application:
 
         def halt() -> None:
             stop.set()
-            thread.join()
+            if thread is not threading.current_thread():
+                thread.join()
+            with self._close_lock:
+                if halt in self._halts:
+                    self._halts.remove(halt)
 
+        with self._close_lock:
+            self._halts.append(halt)
         return halt
 
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the background runners of ``start_projections``, then close the
+        read models and the store (in that order: read models may use the
+        store's connections). Idempotent. An application left open is closed
+        this way when the interpreter exits."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            halts = list(self._halts)
+        for halt in halts:
+            halt()
+        _open_applications.discard(self)
         if self._read_models is not None:
             self._read_models.close()
         self.store.close()
@@ -516,6 +569,23 @@ class Application:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+#: Applications not closed yet; weakly held, so that an application nobody
+#: holds is not kept alive for this.
+_open_applications: weakref.WeakSet[Application] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_applications() -> None:
+    """Close what the program left open before the interpreter tears modules
+    down: otherwise pools and connections are collected in any order and warn
+    (or fail) from their finalizers, and background runners die mid-batch."""
+    for app in list(_open_applications):
+        try:
+            app.close()
+        except Exception:
+            logger.exception("closing an application at exit failed")
 
 
 def _as_commands(returned: object) -> Iterable[object]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 import attrs
 
-from framework.errors import ConfigurationError
+from framework.errors import ConfigurationError, StoreError
 from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
@@ -22,6 +24,41 @@ from framework.store.ports import EventStore
 
 #: Environment variable read when no store URL is given.
 STORE_URL_ENV = "FRAMEWORK_STORE_URL"
+
+#: Whether opening a store URL may create the store (see ``existing_stores_only``).
+_may_create: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "framework_may_create_stores", default=True
+)
+
+
+class StoreNotFoundError(StoreError, LookupError):
+    """A store URL names no store, where one must exist (the management commands
+    never create one). ``where`` names the place (a folder, or a server and
+    schema; never a password)."""
+
+    def __init__(self, where: str, found: str, hint: str) -> None:
+        self.where = where
+        super().__init__(f"there is no store at {where}: {found}; {hint}")
+
+
+@contextlib.contextmanager
+def existing_stores_only() -> Iterator[None]:
+    """Within the block (in this thread or task), opening a ``file:`` or
+    ``postgresql://`` store that does not exist raises ``StoreNotFoundError``
+    instead of creating it, and leaves nothing behind; an existing store opens
+    as usual (a PostgreSQL schema from an older release is upgraded).
+    ``memory://`` is unaffected. The management commands open applications so,
+    so that a mistyped ``--url`` is an error, not a new, empty store."""
+    token = _may_create.set(False)
+    try:
+        yield
+    finally:
+        _may_create.reset(token)
+
+
+def may_create_stores() -> bool:
+    """False inside ``existing_stores_only``."""
+    return _may_create.get()
 
 
 @attrs.frozen(kw_only=True)
@@ -78,7 +115,61 @@ def _open_postgres(url: str, settings: AppSettings) -> EventStore:
     # Imported here so that `import framework` never imports psycopg.
     from framework.store.backends.postgres import open_postgres_store
 
+    if not may_create_stores():
+        require_postgres_store(url)
     return open_postgres_store(url, settings)
+
+
+def require_postgres_store(url: str) -> None:
+    """Raise ``StoreNotFoundError`` unless ``url``'s schema holds the framework's
+    tables; looks with one connection and creates nothing."""
+    import psycopg
+
+    from framework.postgres.ddl import current_version
+    from framework.postgres.errors import translated
+    from framework.postgres.url import parse_url
+
+    parsed = parse_url(url)
+    with translated(parsed), psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (parsed.schema,)
+        ).fetchone()
+        version = current_version(conn, parsed.schema) if exists else 0
+    if version:
+        return
+    where = f"{parsed.redacted} schema {parsed.schema!r}"
+    found = (
+        "that schema holds no framework tables"
+        if exists
+        else "that schema does not exist"
+    )
+    raise StoreNotFoundError(
+        where,
+        found,
+        "check --url (its ?schema=, default 'framework'), or create the tables "
+        "with `python -m framework db migrate --url ...` (or by opening the "
+        "application once)",
+    )
+
+
+def require_file_store(url: str, topic: str) -> None:
+    """Raise ``StoreNotFoundError`` unless ``url``'s folder holds a file store
+    (its events topic); looks without creating anything."""
+    root = file_root(url)
+    if (root / "log" / "topics" / f"{topic}.json").is_file():
+        return
+    if not root.exists():
+        found = "the folder does not exist"
+    elif not root.is_dir():
+        found = "it is not a folder"
+    else:
+        found = f"the folder holds no log with an {topic!r} topic"
+    raise StoreNotFoundError(
+        str(root),
+        found,
+        "check --url (file:PATH, relative to the current folder unless absolute); "
+        "the application creates its store the first time it opens it",
+    )
 
 
 #: URL scheme -> an event store of its own (backends that implement the store
@@ -119,6 +210,8 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
     opener = STORE_OPENERS.get(scheme)
     if opener is not None:
         return opener(url, settings)
+    if scheme == "file" and not may_create_stores():
+        require_file_store(url, settings.events_topic)
     return LogEventStore(
         open_log(url),
         topic=settings.events_topic,
@@ -133,7 +226,10 @@ def _open_postgres_read_models(
 ) -> ReadModelStore:
     # Imported here so that `import framework` never imports psycopg.
     from framework.projections.backends.postgres import open_postgres_read_models
+    from framework.store.backends.postgres import PostgresEventStore
 
+    if not may_create_stores() and not isinstance(store, PostgresEventStore):
+        require_postgres_store(url)
     return open_postgres_read_models(url, store)
 
 
@@ -177,3 +273,40 @@ def open_log(url: str) -> Log:
         f"unknown store URL scheme {scheme or '(none)'!r}; use memory://, file:PATH or "
         "postgresql://..."
     )
+
+
+def describe_url(url: str) -> str:
+    """A store URL as messages show it: a ``file:`` store's absolute folder, a
+    PostgreSQL one's server, database and schema (never its password)."""
+    scheme = _scheme(url)
+    if scheme == "file":
+        return f"file:{file_root(url).resolve()}"
+    if scheme in ("postgresql", "postgres"):
+        from framework.postgres.url import parse_url
+
+        parsed = parse_url(url)
+        return f"{parsed.redacted}?schema={parsed.schema}"
+    return url
+
+
+def same_store(one: str, other: str) -> bool:
+    """Whether two store URLs name the same store (the same folder; the same
+    server, database, user and schema), however they are spelt."""
+    scheme = _scheme(one)
+    postgres = ("postgresql", "postgres")
+    if scheme != _scheme(other) and not {scheme, _scheme(other)} <= set(postgres):
+        return False
+    if scheme == "file":
+        return file_root(one).resolve() == file_root(other).resolve()
+    if scheme in postgres:
+        from framework.postgres.url import parse_url
+
+        a, b = parse_url(one), parse_url(other)
+        return (a.host, a.port, a.dbname, a.user, a.schema) == (
+            b.host,
+            b.port,
+            b.dbname,
+            b.user,
+            b.schema,
+        )
+    return one == other

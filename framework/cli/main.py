@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from framework.cli.db import add_db_commands
 from framework.cli.log import add_log_commands
-from framework.cli.projections import add_projection_commands
+from framework.cli.projections import EXIT_INTERRUPTED, add_projection_commands
+from framework.cli.store import add_store_commands
 from framework.errors import FrameworkError
 
 
@@ -21,11 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_commands(groups)
     add_log_commands(groups)
     add_projection_commands(groups)
+    add_store_commands(groups)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; returns the process exit code (0 ok, 1 failed, 2 usage)."""
+    """Run a command; returns the process exit code (0 ok, 1 failed, 2 usage,
+    130 interrupted by Ctrl-C; some commands say more in their help)."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
     try:
@@ -34,3 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Framework errors say what to do; a traceback would only bury that.
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Commands that can say how far they got catch it themselves.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,20 +1,40 @@
-"""``projections`` commands: run, status, rebuild, reset, dead-letters list|retry."""
+"""``projections`` commands: run, status, rebuild, reset, dead-letters list|retry.
+
+Exit codes: 0 done (``status``: every projection healthy, behind or not), 1 an
+error (said on stderr), 2 a usage error; ``status`` 3 when a projection stopped
+on a failure and 4 when it has parked events (and none stopped); ``rebuild`` 130
+when Ctrl-C interrupted it (run it again to resume). ``run`` stops cleanly on
+Ctrl-C or SIGTERM and exits 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from framework.application.app import Application
-from framework.application.settings import file_root
+from framework.application.settings import STORE_URL_ENV, file_root
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
+from framework.projections.errors import UnknownProjectionError
 from framework.projections.group import FileGroup, GroupMember, GroupSettings
+from framework.projections.ports import ProjectionFailure
 from framework.projections.rebuild import Progress, rebuild
 from framework.projections.runner import ProjectionRunner
+
+#: ``status``: a projection stopped on a failure (a handler kept failing).
+EXIT_STOPPED = 3
+#: ``status``: a projection has parked events (dead letters) and none stopped.
+EXIT_PARKED = 4
+#: A command interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def add_projection_commands(groups: Any) -> None:
@@ -26,7 +46,15 @@ def add_projection_commands(groups: Any) -> None:
     def command(name: str, help_text: str, run: Any) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
         parser.add_argument(
-            "--app", help="package.module:app (default: $FRAMEWORK_APP)"
+            "--app",
+            help="package.module:app, an Application or a function returning "
+            "one (default: $FRAMEWORK_APP)",
+        )
+        parser.add_argument(
+            "--url",
+            help=f"the store (file:PATH or postgresql://...); sets ${STORE_URL_ENV} "
+            "before the app is built and is passed to an --app function that "
+            "takes url (default: the app's own)",
         )
         parser.set_defaults(run=run)
         return parser
@@ -49,7 +77,12 @@ def add_projection_commands(groups: Any) -> None:
         default=defaults.lease,
         help="seconds without a heartbeat before a PostgreSQL member counts as dead",
     )
-    command("status", "checkpoint, end offset and lag per partition", _status)
+    command(
+        "status",
+        "checkpoint, end offset, lag and failures per partition (exit 0 healthy, "
+        f"{EXIT_STOPPED} stopped on a failure, {EXIT_PARKED} parked events)",
+        _status,
+    )
     rebuild_parser = command(
         "rebuild", "replay into a fresh copy, then swap it in", _rebuild
     )
@@ -62,15 +95,21 @@ def add_projection_commands(groups: Any) -> None:
     dead.add_argument("name")
 
 
+@contextmanager
+def _loaded(args: argparse.Namespace) -> Iterator[Application]:
+    """The ``--app`` application on the ``--url`` store, closed afterwards."""
+    app = load_app(args.app, args.url)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
 def _runner(app: Application, name: str) -> ProjectionRunner:
     try:
         return app.projections[name]
     except KeyError:
-        known = ", ".join(sorted(app.projections)) or "none"
-        raise ConfigurationError(
-            f"the application has no projection {name!r} (registered: {known}); "
-            "register it with app.project(...)"
-        ) from None
+        raise UnknownProjectionError(name, app.projections) from None
 
 
 def _group_dir(app: Application, given: Path | None, name: str) -> Path:
@@ -127,59 +166,154 @@ def _member(
     return GroupMember(runner, group, heartbeat=settings.heartbeat)
 
 
+class _Member(threading.Thread):
+    """A group member's thread, keeping what ended it."""
+
+    def __init__(self, member: GroupMember, stop: threading.Event) -> None:
+        super().__init__(name=member.runner.name)
+        self.member = member
+        self._stop_event = stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.member.run(self._stop_event)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.error = exc
+            self._stop_event.set()
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # A supervisor's stop is a Ctrl-C: members leave their groups cleanly.
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
-    names = args.names or sorted(app.projections)
-    stop = threading.Event()
-    threads = []
-    for name in names:
-        member = _member(app, _runner(app, name), args)
-        thread = threading.Thread(target=member.run, args=(stop,), name=name)
-        thread.start()
-        threads.append(thread)
-    print(f"running {', '.join(names)}; Ctrl-C stops", file=sys.stderr)
-    try:
-        while any(t.is_alive() for t in threads):
+    with _loaded(args) as app:
+        names = args.names or sorted(app.projections)
+        if not names:
+            raise ConfigurationError(
+                f"--app {args.app or ''} registers no projections to run"
+            )
+        members = [_member(app, _runner(app, name), args) for name in names]
+        stop = threading.Event()
+        threads = [_Member(member, stop) for member in members]
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        interrupted = False
+        try:
             for thread in threads:
-                thread.join(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
+                thread.start()
+            _announce_when_joined(threads)
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(0.5)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            signal.signal(signal.SIGTERM, previous)
         for thread in threads:
-            thread.join()
+            if thread.error is not None:
+                raise thread.error
+    if interrupted:
+        print(
+            f"stopped {', '.join(names)}: every member left its group (run the "
+            "command again to go on)",
+            file=sys.stderr,
+        )
     return 0
 
 
+def _announce_when_joined(threads: list[_Member]) -> None:
+    """Once every member has joined its group, print one line on stdout (flushed)
+    for scripts and supervisors to wait for: the projections and member ids."""
+    for thread in threads:
+        while not thread.member.joined.wait(0.5):
+            if not thread.is_alive():
+                return
+    running = ", ".join(
+        f"{t.member.runner.name} (member {t.member.group.member_id})" for t in threads
+    )
+    print(f"running {running}; Ctrl-C stops", flush=True)
+
+
 def _status(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
+    with _loaded(args) as app:
+        return _print_status(app)
+
+
+def _print_status(app: Application) -> int:
     ends = app.store.end_position()
+    read_models = app.read_models
     print(
         f"{'projection':<20} {'ver':>7} {'part':>4} {'checkpoint':>10} {'end':>10} "
         f"{'lag':>8} state"
     )
+    stopped: list[tuple[str, ProjectionFailure]] = []
+    any_parked = False
     for name, runner in sorted(app.projections.items()):
-        state = app.read_models.state(name)
+        state = read_models.state(name)
         stored_version = state.version if state else runner.projection.version
         version = f"{stored_version}/{runner.projection.version}"
-        parked = app.read_models.parked(name, state.generation) if state else []
-        checkpoints = runner.checkpoints()
+        parked = read_models.parked(name, state.generation) if state else []
+        failed = {
+            f.partition: f
+            for f in (read_models.failures(name, state.generation) if state else [])
+        }
+        rebuild_failed = {
+            f.partition: f
+            for f in (
+                read_models.failures(name, state.building)
+                if state is not None and state.building is not None
+                else []
+            )
+        }
+        checkpoints = read_models.checkpoints(name, state.generation) if state else {}
         for partition in runner.partitions:
             end = ends.get(partition, -1)
             done = checkpoints.get(partition, -1)
             lag = max(0, end - done)
             waiting = [p for p in parked if p.partition == partition]
             condition = "ok" if lag == 0 else "behind"
+            if partition in failed:
+                condition = f"STOPPED at offset {failed[partition].offset}"
+                stopped.append((name, failed[partition]))
             if waiting:
                 condition += f", {len(waiting)} parked"
+                any_parked = True
             if stored_version != runner.projection.version:
                 condition += ", needs rebuild"
             if state is not None and state.building is not None:
                 condition += f", rebuilding g{state.building}"
+                if partition in rebuild_failed:
+                    condition += (
+                        f" (stopped at offset {rebuild_failed[partition].offset})"
+                    )
+                    stopped.append((name, rebuild_failed[partition]))
             print(
                 f"{name:<20} {version:>7} {partition:>4} {done:>10} {end:>10} "
                 f"{lag:>8} {condition}"
             )
+    for name, failure in stopped:
+        tries = "once" if failure.attempts == 1 else f"{failure.attempts} times"
+        print(
+            f"{name} stopped at {failure.where} at {failure.failed_at}: its "
+            f"handler failed {tries}: {failure.error}"
+        )
+    if stopped:
+        print(
+            "fix the handler and run the projection again: it retries the event "
+            "(or reset or rebuild it)"
+        )
+        return EXIT_STOPPED
+    if any_parked:
+        print(
+            "parked events: python -m framework projections dead-letters "
+            "list|retry NAME"
+        )
+        return EXIT_PARKED
     return 0
 
 
@@ -200,43 +334,65 @@ def _progress_bar(progress: Progress) -> None:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
-    runner = _runner(app, args.name)
-    generation = rebuild(
-        app.store,
-        app.codec,
-        runner.projection,
-        app.read_models,
-        progress=_progress_bar,
-    )
+    with _loaded(args) as app:
+        runner = _runner(app, args.name)
+        try:
+            generation = rebuild(
+                app.store,
+                app.codec,
+                runner.projection,
+                app.read_models,
+                progress=_progress_bar,
+                settings=runner.settings,
+            )
+        except KeyboardInterrupt:
+            print(file=sys.stderr)  # ends the progress bar's line
+            print(_interrupted_rebuild(app, args.name), file=sys.stderr)
+            return EXIT_INTERRUPTED
     print(file=sys.stderr)
     print(f"{args.name}: rebuilt as generation {generation}, now serving queries")
     return 0
 
 
+def _interrupted_rebuild(app: Application, name: str) -> str:
+    """How far an interrupted rebuild got, from what it committed."""
+    state = app.read_models.state(name)
+    building = None if state is None else state.building
+    done = (
+        0
+        if building is None
+        else sum(o + 1 for o in app.read_models.checkpoints(name, building).values())
+    )
+    total = max(sum(o + 1 for o in app.store.end_position().values()), done)
+    return (
+        f"interrupted: rebuilt {done:,} of {total:,} events of {name!r}; the old "
+        "copy still serves queries; run the same command again to resume from there"
+    )
+
+
 def _reset(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
-    runner = _runner(app, args.name)
-    if not args.yes:
-        raise ConfigurationError(
-            f"reset empties {args.name!r} until it replays; add --yes to confirm "
-            "(rebuild keeps serving the old copy meanwhile)"
-        )
-    projection = runner.projection
-    app.read_models.reset(projection.name, projection.tables, projection.version)
+    with _loaded(args) as app:
+        runner = _runner(app, args.name)
+        if not args.yes:
+            raise ConfigurationError(
+                f"reset empties {args.name!r} until it replays; add --yes to confirm "
+                "(rebuild keeps serving the old copy meanwhile)"
+            )
+        projection = runner.projection
+        app.read_models.reset(projection.name, projection.tables, projection.version)
     print(f"{args.name}: reset; it replays from the start when it next runs")
     return 0
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
-    runner = _runner(app, args.name)
-    if args.action == "retry":
-        applied, remaining = runner.retry_parked()
-        print(f"{args.name}: applied {applied}, still parked {remaining}")
-        return 0 if remaining == 0 else 1
-    state = app.read_models.state(args.name)
-    parked = app.read_models.parked(args.name, state.generation) if state else []
+    with _loaded(args) as app:
+        runner = _runner(app, args.name)
+        if args.action == "retry":
+            applied, remaining = runner.retry_parked()
+            print(f"{args.name}: applied {applied}, still parked {remaining}")
+            return 0 if remaining == 0 else 1
+        state = app.read_models.state(args.name)
+        parked = app.read_models.parked(args.name, state.generation) if state else []
     if not parked:
         print(f"{args.name}: no parked events")
     for event in parked:

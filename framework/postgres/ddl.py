@@ -149,6 +149,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP CONSTRAINT IF EXISTS partitions_topic_id_fkey",
         ),
     ),
+    Migration(
+        5,
+        "projection_checkpoints: the failure a projection stopped on, per partition",
+        (
+            # Kept on the checkpoint row (offset -1 when nothing is applied yet)
+            # so that the upsert moving the checkpoint on clears it in the same
+            # statement; a null column adds nothing to the row, and the column
+            # is not indexed, so those updates stay HOT.
+            "ALTER TABLE {schema}.projection_checkpoints ADD COLUMN failure jsonb",
+        ),
+    ),
 )
 
 #: The version the code expects.

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from framework.projections.errors import (
+    InlineProjectionFailedError,
+    ProjectionFailedError,
+    UnknownProjectionError,
+    UnknownTableError,
+)
 from framework.projections.ports import (
     Documents,
     ParkedEvent,
+    ProjectionFailure,
     ProjectionState,
     ReadModelStore,
     Transaction,
@@ -18,17 +25,22 @@ from framework.projections.runner import ProjectionRunner, RunnerSettings
 __all__ = [
     "Answer",
     "Documents",
+    "InlineProjectionFailedError",
     "Lag",
     "NotCaughtUpError",
     "ParkedEvent",
     "PositionBoard",
     "Projection",
+    "ProjectionFailedError",
+    "ProjectionFailure",
     "ProjectionRunner",
     "ProjectionState",
     "ReadModel",
     "ReadModelStore",
     "RunnerSettings",
     "Transaction",
+    "UnknownProjectionError",
+    "UnknownTableError",
     "WritableDocuments",
     "on",
 ]

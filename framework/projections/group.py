@@ -217,9 +217,12 @@ class GroupMember:
         self.group = group
         self.heartbeat = heartbeat
         self.signal = signal
+        #: Set once the member has joined its group (and is applying batches).
+        self.joined = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         self.group.join()
+        self.joined.set()
         self.runner.running += 1
         try:
             next_beat = 0.0
@@ -233,7 +236,7 @@ class GroupMember:
                     hinted = None
                 owned = self.group.owned
                 targets = owned if hinted is None else [p for p in hinted if p in owned]
-                if targets and self.runner.step(targets):
+                if targets and self.runner.step_logging_failures(targets):
                     interval = self.runner.settings.poll_interval
                     hinted = targets  # until they are drained
                     continue

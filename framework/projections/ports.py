@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+import orjson
 
 if TYPE_CHECKING:
     from framework.projections.runner import ProjectionRunner
@@ -60,6 +62,49 @@ class ParkedEvent:
             attempts=row[5],
             parked_at_ms=row[6],
         )
+
+
+@attrs.frozen(kw_only=True)
+class ProjectionFailure:
+    """Why a projection stopped on a partition: the event its handler kept failing
+    on, and the handler's error. Stored with the partition's checkpoint, so every
+    process sees it; cleared when the partition next moves on (the event applied,
+    after a fix), and by a reset or a rebuild."""
+
+    projection: str
+    topic: str
+    partition: int
+    offset: int
+    stream_id: str
+    stream_version: int
+    event_name: str
+    #: The handler's error, as ``repr`` shows it.
+    error: str
+    attempts: int
+    failed_at_ms: int
+
+    @property
+    def where(self) -> str:
+        """``events/0 offset 4 (stream 'a' version 2, ledger.FundsDeposited)``."""
+        return (
+            f"{self.topic}/{self.partition} offset {self.offset} (stream "
+            f"{self.stream_id!r} version {self.stream_version}, {self.event_name})"
+        )
+
+    @property
+    def failed_at(self) -> str:
+        """When, in UTC, to the second (ISO 8601)."""
+        moment = datetime.datetime.fromtimestamp(
+            self.failed_at_ms / 1000, tz=datetime.UTC
+        )
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(attrs.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ProjectionFailure:
+        return cls(**orjson.loads(data))
 
 
 class Transaction(Protocol):
@@ -143,6 +188,25 @@ class ReadModelStore(Protocol):
     def park(self, name: str, generation: int, parked: ParkedEvent) -> None: ...
 
     def parked(self, name: str, generation: int) -> list[ParkedEvent]: ...
+
+    def record_failure(
+        self, name: str, generation: int, failure: ProjectionFailure
+    ) -> None:
+        """Record that the projection stopped on ``failure.partition`` (replacing
+        what was recorded there). The checkpoint does not move; the next
+        transaction that advances the partition clears the failure, as do
+        ``reset`` and the swap of a rebuild (which drops the generation)."""
+        ...
+
+    def failures(self, name: str, generation: int) -> list[ProjectionFailure]:
+        """The recorded failures of a generation, by partition: those still
+        ahead of their partition's checkpoint (one recorded by a member that
+        lost a race to another, which applied the event, is not a failure)."""
+        ...
+
+    def projection_names(self) -> list[str]:
+        """Every projection with a read model here, sorted."""
+        ...
 
     def unpark(
         self, name: str, generation: int, partition: int, offset: int

@@ -6,8 +6,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from framework.projections.errors import UnknownProjectionError
 from framework.store.position import Position
 
+#: ``listener(projection_name, position)``: the projection's whole position so
+#: far (every partition it announced), not only what the last commit moved.
 Listener = Callable[[str, Position], None]
 
 
@@ -16,13 +19,21 @@ class PositionBoard:
 
     A runner ``publish``es after each commit; ``wait_for`` blocks until a projection
     covers a position; ``subscribe`` calls a listener with every new position.
-    Thread-safe.
+    A ``strict`` board (an application's) knows the projections ``declare``d on
+    it and refuses to wait for any other name. Thread-safe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
         self._condition = threading.Condition()
         self._positions: dict[str, Position] = {}
         self._listeners: list[Listener] = []
+        self._strict = strict
+        self._declared: set[str] = set()
+
+    def declare(self, projection: str) -> None:
+        """Make ``projection`` known to a strict board."""
+        with self._condition:
+            self._declared.add(projection)
 
     def publish(self, projection: str, offsets: Mapping[int, int]) -> None:
         with self._condition:
@@ -45,9 +56,14 @@ class PositionBoard:
     def wait_for(
         self, projection: str, position: Mapping[int, int], timeout: float
     ) -> bool:
-        """Whether ``projection`` covered ``position`` within ``timeout`` seconds."""
+        """Whether ``projection`` covered ``position`` within ``timeout`` seconds.
+
+        Raises ``UnknownProjectionError`` on a strict board for a projection
+        that was not declared (a misspelt name would only ever time out)."""
         deadline = time.monotonic() + timeout
         with self._condition:
+            if self._strict and projection not in self._declared:
+                raise UnknownProjectionError(projection, self._declared)
             while not self._positions.get(projection, Position()).covers(position):
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -57,7 +73,13 @@ class PositionBoard:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(projection, position)`` after every publish; returns a
-        function that unsubscribes."""
+        function that unsubscribes.
+
+        ``projection`` is the projection's name and ``position`` everything it
+        has announced so far (all its partitions, merged). The listener runs on
+        the publishing runner's thread, after its commit and outside the
+        board's lock: keep it short, and do not block (the runner waits for
+        it). An exception from it propagates into that runner."""
         with self._condition:
             self._listeners.append(listener)
 

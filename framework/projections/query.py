@@ -4,15 +4,21 @@ it covers a position), or hybrid (answer now and say how far behind it is)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 import attrs
 
 from framework.errors import ProjectionError
+from framework.projections.errors import (
+    ProjectionFailedError,
+    UnknownProjectionError,
+    UnknownTableError,
+)
 from framework.projections.ports import (
     AnnouncingReadModelStore,
     Documents,
+    ProjectionFailure,
     ReadModelStore,
 )
 from framework.projections.positions import PositionBoard
@@ -42,15 +48,25 @@ class NotCaughtUpError(ProjectionError, TimeoutError):
 
 @attrs.frozen(kw_only=True)
 class Lag:
-    """How far a read model is behind the log when it answers."""
+    """How far a read model is behind the log when it answers: ``events`` not yet
+    applied, the age in ``seconds`` of the oldest of them, whether a runner is
+    ``catching_up``, and the ``failures`` it stopped on (one per partition; the
+    model will not move past them until the handler is fixed and it runs
+    again)."""
 
     events: int
     seconds: float
     catching_up: bool
+    failures: tuple[ProjectionFailure, ...] = ()
 
     @property
     def current(self) -> bool:
         return self.events == 0
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the projection stopped on a failure somewhere."""
+        return bool(self.failures)
 
 
 @attrs.frozen(kw_only=True)
@@ -82,8 +98,12 @@ class ReadModel:
         board: PositionBoard | None = None,
         liveness: Callable[[], bool] | None = None,
         poll_interval: float = 0.001,
+        tables: Collection[str] | None = None,
     ) -> None:
+        """``tables``: the projection's document tables, if known here, so that a
+        misspelt one is refused before any read (else the store refuses it)."""
         self.name = name
+        self.tables = None if tables is None else frozenset(tables)
         self.read_models = read_models
         self.store = store
         self.board = board
@@ -117,16 +137,26 @@ class ReadModel:
         """
         deadline = time.monotonic() + timeout
         announced = False
+        waited = False
         while True:
             state = self.read_models.state(self.name)
-            if state is not None and Position(
-                self.read_models.checkpoints(self.name, state.generation)
-            ).covers(position):
+            if state is None:
+                raise UnknownProjectionError(
+                    self.name, self.read_models.projection_names()
+                )
+            checkpoints = self.read_models.checkpoints(self.name, state.generation)
+            if Position(checkpoints).covers(position):
                 return True
+            if waited:
+                # Not on the first miss: a save followed by a pull query
+                # usually waits once for a running projection, and a stopped
+                # one is found one wait later.
+                self._raise_if_blocked(state.generation, checkpoints, position)
+            waited = True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self._announcing is not None and state is not None:
+            if self._announcing is not None:
                 if announced:
                     # Announced but not in the store: announcements of an
                     # older model (before a reset); do not spin on them.
@@ -140,6 +170,16 @@ class ReadModel:
             else:
                 time.sleep(min(left, self._poll_interval))
 
+    def _raise_if_blocked(
+        self, generation: int, checkpoints: Mapping[int, int], wanted: Mapping[int, int]
+    ) -> None:
+        """Raise ``ProjectionFailedError`` if a recorded failure stands between
+        ``checkpoints`` and ``wanted``."""
+        for failure in self.read_models.failures(self.name, generation):
+            partition = failure.partition
+            if checkpoints.get(partition, -1) < wanted.get(partition, -1):
+                raise ProjectionFailedError.blocking(failure, wanted)
+
     def table(
         self,
         table: str,
@@ -148,7 +188,15 @@ class ReadModel:
         timeout: float = 5.0,
         on_timeout: OnTimeout = "raise",
     ) -> Documents:
-        """The table, once the read model covers ``after`` (if given)."""
+        """The table, once the read model covers ``after`` (if given).
+
+        Raises ``UnknownTableError`` for a table the projection does not
+        declare, ``ProjectionFailedError`` at once if the projection stopped on
+        a failure before ``after`` (whatever ``on_timeout`` says: it would never
+        get there), ``NotCaughtUpError`` on timeout unless ``on_timeout="stale"``.
+        """
+        if self.tables is not None and table not in self.tables:
+            raise UnknownTableError(self.name, table, self.tables)
         if (
             after is not None
             and not self.wait_for(after, timeout)
@@ -172,27 +220,49 @@ class ReadModel:
         ).get(key)
 
     def answer(self, table: str, key: str) -> Answer:
-        """Hybrid: the document now, with how far behind the read model is."""
+        """Hybrid: the document now, with how far behind the read model is (and,
+        in ``lag.failures``, what it stopped on, if it did)."""
+        if self.tables is not None and table not in self.tables:
+            raise UnknownTableError(self.name, table, self.tables)
         lag = self.lag()
         return Answer(value=self.read_models.table(self.name, table).get(key), lag=lag)
 
     def lag(self) -> Lag:
-        """Events not yet applied, the age of the oldest of them, and whether a
-        runner is catching up."""
-        checkpoints = self.position()
+        """Events not yet applied, the age of the oldest of them, whether a
+        runner is catching up, and the failures it stopped on."""
+        state = self.read_models.state(self.name)
+        if state is None:
+            raise UnknownProjectionError(self.name, self.read_models.projection_names())
+        checkpoints = self.read_models.checkpoints(self.name, state.generation)
         ends = self.store.end_position()
         behind = 0
         oldest: int | None = None
+        lagging: list[int] = []
         for partition, last in ends.items():
             applied = checkpoints.get(partition, -1)
             if last > applied:
                 behind += last - applied
+                lagging.append(partition)
                 first = self.store.read_partition(partition, applied + 1, 1)
                 if first and (oldest is None or first[0].timestamp_ms < oldest):
                     oldest = first[0].timestamp_ms
         seconds = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
+        # Only a model that is behind can have stopped: no query otherwise.
+        failures = (
+            tuple(
+                f
+                for f in self.read_models.failures(self.name, state.generation)
+                if f.partition in lagging
+            )
+            if lagging
+            else ()
+        )
+        stopped = {f.partition for f in failures}
         return Lag(
-            events=behind, seconds=seconds, catching_up=behind > 0 and self._alive()
+            events=behind,
+            seconds=seconds,
+            catching_up=any(p not in stopped for p in lagging) and self._alive(),
+            failures=failures,
         )
 
     def _alive(self) -> bool:

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from framework.errors import ProjectionError
-from framework.projections.ports import ParkedEvent, ReadModelStore, Transaction
+from framework.projections.errors import (
+    InlineProjectionFailedError,
+    ProjectionFailedError,
+)
+from framework.projections.ports import (
+    ParkedEvent,
+    ProjectionFailure,
+    ReadModelStore,
+    Transaction,
+)
 from framework.projections.positions import PositionBoard
 from framework.projections.projection import Projection
 from framework.retry import RetryPolicy, compute_backoff
@@ -99,6 +108,10 @@ class ProjectionRunner:
                 projection.name,
             )
         self._parked_streams: dict[int, set[str]] = {}
+        #: Partitions this runner stopped on a failure: ``step`` leaves them
+        #: alone until the failure is cleared from the store (a reset or a
+        #: rebuild elsewhere) or the process starts again.
+        self._stopped: dict[int, ProjectionFailure] = {}
         #: How many loops are running this runner (``run`` or an application's).
         self.running = 0
 
@@ -125,10 +138,25 @@ class ProjectionRunner:
 
     # -- applying ----------------------------------------------------------------
 
-    def step(self, partitions: Sequence[int] | None = None) -> int:
-        """Apply at most one batch per partition; return how many events were read."""
+    @property
+    def stopped(self) -> dict[int, ProjectionFailure]:
+        """The partitions this runner stopped on, with why."""
+        return dict(self._stopped)
+
+    def step(
+        self, partitions: Sequence[int] | None = None, *, retry_stopped: bool = False
+    ) -> int:
+        """Apply at most one batch per partition; return how many events were read.
+
+        A partition whose handler keeps failing (``failure="stop"``) raises
+        ``ProjectionFailedError`` once; the failure is recorded in the read-model
+        store, and later steps skip that partition (unless ``retry_stopped``)
+        while the failure stays recorded.
+        """
         with self._lock:
             generation = self.generation()
+            if self._stopped:
+                self._forget_cleared_failures(generation)
             checkpoints = self.read_models.checkpoints(self.name, generation)
             # Read only the partitions that moved: one look at the log's ends
             # (one query on PostgreSQL) instead of a read per partition, so an
@@ -136,6 +164,8 @@ class ProjectionRunner:
             ends = self.store.end_position()
             total = 0
             for partition in partitions if partitions is not None else self.partitions:
+                if partition in self._stopped and not retry_stopped:
+                    continue
                 start = checkpoints.get(partition, -1) + 1
                 if ends.get(partition, -1) < start:
                     continue
@@ -157,29 +187,52 @@ class ProjectionRunner:
             total += applied
 
     def catch_up_to(self, position: Mapping[int, int]) -> None:
-        """Apply at least up to ``position`` (inline consistency)."""
+        """Apply at least up to ``position`` (inline consistency). A partition
+        stopped on a failure is tried again (with the retry policy) each time."""
         partitions = [p for p in position if p in self.partitions]
         while True:
             checkpoints = self.checkpoints()
             behind = [p for p in partitions if checkpoints.get(p, -1) < position[p]]
             if not behind:
                 return
-            if not self.step(behind):
+            if not self.step(behind, retry_stopped=True):
                 return
 
+    def _forget_cleared_failures(self, generation: int) -> None:
+        """Drop stopped partitions whose failure is no longer recorded (a reset,
+        or another member moved past it)."""
+        recorded = {
+            f.partition: f.offset
+            for f in self.read_models.failures(self.name, generation)
+        }
+        for partition, failure in list(self._stopped.items()):
+            if recorded.get(partition) != failure.offset:
+                del self._stopped[partition]
+
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set, backing off while idle."""
+        """Poll until ``stop`` is set, backing off while idle. A partition that
+        stops on a failure is logged and left alone; the others go on."""
         interval = self.settings.poll_interval
         self.running += 1
         try:
             while not stop.is_set():
-                if self.step():
+                if self.step_logging_failures():
                     interval = self.settings.poll_interval
                     continue
                 stop.wait(interval)
                 interval = min(interval * 2, self.settings.max_poll_interval)
         finally:
             self.running -= 1
+
+    def step_logging_failures(self, partitions: Sequence[int] | None = None) -> int:
+        """``step`` for loops that keep going: a partition that stops on a
+        failure is logged (its failure is recorded in the store) and counts as
+        progress, so that the loop looks at the other partitions at once."""
+        try:
+            return self.step(partitions)
+        except ProjectionFailedError as exc:
+            logger.error("%s", exc)
+            return 1
 
     def _apply(self, partition: int, batch: list[StoredEvent], generation: int) -> None:
         parked = self._parked(partition, generation)
@@ -220,12 +273,8 @@ class ProjectionRunner:
             try:
                 self._apply_one(transaction, stored, parked)
             except _HandlerFailed as failed:
-                raise ProjectionError(
-                    f"inline projection {self.name!r} failed on "
-                    f"{self.store.topic}/{stored.partition} offset {stored.offset} "
-                    f"(stream {stored.stream_id!r} version {stored.stream_version}, "
-                    f"{stored.name}): {failed.error!r}; the append was rolled back, "
-                    "nothing was written"
+                raise InlineProjectionFailedError(
+                    self._failure(stored, failed.error, 1), saved=False
                 ) from failed.error
         transaction.advance(batch[-1].partition, batch[-1].offset)
 
@@ -280,21 +329,17 @@ class ProjectionRunner:
                 if attempt < policy.max_attempts:
                     time.sleep(compute_backoff(attempt, policy))
                     continue
-                where = (
-                    f"{self.store.topic}/{partition} offset {stored.offset} "
-                    f"(stream {stored.stream_id!r} version {stored.stream_version}, "
-                    f"{stored.name})"
-                )
+                failure = self._failure(stored, failed.error, attempt)
                 if self.projection.failure == "stop":
-                    raise ProjectionError(
-                        f"projection {self.name!r} stopped at {where}: its handler "
-                        f"failed {attempt} times: {failed.error!r}; fix the handler "
-                        "and run again, or set failure='park'"
-                    ) from failed.error
+                    # Recorded where every process sees it (queries, the status
+                    # command), before the caller hears of it.
+                    self.read_models.record_failure(self.name, generation, failure)
+                    self._stopped[partition] = failure
+                    raise ProjectionFailedError.stopped(failure) from failed.error
                 logger.error(
                     "projection %s parked %s after %d tries: %r",
                     self.name,
-                    where,
+                    failure.where,
                     attempt,
                     failed.error,
                 )
@@ -306,6 +351,22 @@ class ProjectionRunner:
                     transaction.advance(partition, stored.offset)
                 parked.add(stored.stream_id)
                 return
+
+    def _failure(
+        self, stored: StoredEvent, error: BaseException, attempts: int
+    ) -> ProjectionFailure:
+        return ProjectionFailure(
+            projection=self.name,
+            topic=self.store.topic,
+            partition=stored.partition,
+            offset=stored.offset,
+            stream_id=stored.stream_id,
+            stream_version=stored.stream_version,
+            event_name=stored.name,
+            error=repr(error),
+            attempts=attempts,
+            failed_at_ms=now_ms(),
+        )
 
     def _parked_event(
         self, stored: StoredEvent, error: str, attempts: int = 0

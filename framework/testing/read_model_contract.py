@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from framework.projections.ports import ParkedEvent, ReadModelStore
+from framework.projections.errors import UnknownProjectionError, UnknownTableError
+from framework.projections.ports import ParkedEvent, ProjectionFailure, ReadModelStore
 
 TABLES = ("docs", "other")
 
@@ -170,3 +171,123 @@ class ReadModelStoreContract:
         assert [p.offset for p in ready.parked("proj", 1)] == [9]
         ready.unpark("proj", 1, 0, 9)
         assert ready.parked("proj", 1) == []
+
+    # -- failures ---------------------------------------------------------------
+
+    def test_a_recorded_failure_is_listed_until_its_partition_moves_on(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.advance(0, 3)
+        ready.record_failure("proj", 1, failure(partition=0, offset=4))
+        ready.record_failure("proj", 1, failure(partition=2, offset=0))
+        assert [(f.partition, f.offset) for f in ready.failures("proj", 1)] == [
+            (0, 4),
+            (2, 0),
+        ]
+        assert ready.failures("proj", 1)[0] == failure(partition=0, offset=4)
+        # Recording a failure moves no checkpoint, nor invents one.
+        assert ready.checkpoints("proj", 1) == {0: 3}
+        with ready.transaction("proj", 1) as tx:
+            assert tx.checkpoint(0) == 3
+            assert tx.checkpoint(2) == -1
+        # Another projection does not see them.
+        ready.ensure("other", 1, TABLES)
+        assert ready.failures("other", 1) == []
+        # Applying the event (after a fix) clears its partition's failure only.
+        with ready.transaction("proj", 1) as tx:
+            tx.advance(0, 4)
+        assert [f.partition for f in ready.failures("proj", 1)] == [2]
+        with ready.transaction("proj", 1) as tx:
+            tx.advance(2, 0)
+        assert ready.failures("proj", 1) == []
+        assert ready.checkpoints("proj", 1) == {0: 4, 2: 0}
+
+    def test_a_failed_transaction_keeps_the_failure(
+        self, ready: ReadModelStore
+    ) -> None:
+        ready.record_failure("proj", 1, failure(partition=0, offset=0))
+
+        def fail() -> None:
+            with ready.transaction("proj", 1) as tx:
+                tx.advance(0, 0)
+                raise RuntimeError("handler failed again")
+
+        with pytest.raises(RuntimeError):
+            fail()
+        assert [f.offset for f in ready.failures("proj", 1)] == [0]
+
+    def test_a_failure_behind_its_checkpoint_is_not_listed(
+        self, ready: ReadModelStore
+    ) -> None:
+        """A member that lost a race records a failure on an event that another
+        member applied meanwhile: that is no failure of the projection."""
+        with ready.transaction("proj", 1) as tx:
+            tx.advance(0, 5)
+        ready.record_failure("proj", 1, failure(partition=0, offset=5))
+        assert ready.failures("proj", 1) == []
+        ready.record_failure("proj", 1, failure(partition=0, offset=6))
+        assert [f.offset for f in ready.failures("proj", 1)] == [6]
+
+    def test_a_new_failure_on_a_partition_replaces_the_old(
+        self, ready: ReadModelStore
+    ) -> None:
+        ready.record_failure("proj", 1, failure(offset=2, error="ValueError('a')"))
+        ready.record_failure("proj", 1, failure(offset=2, error="ValueError('b')"))
+        assert [f.error for f in ready.failures("proj", 1)] == ["ValueError('b')"]
+
+    def test_reset_and_rebuild_clear_failures(self, ready: ReadModelStore) -> None:
+        ready.record_failure("proj", 1, failure(offset=2))
+        ready.reset("proj", TABLES, 1)
+        assert ready.failures("proj", 1) == []
+        ready.record_failure("proj", 1, failure(offset=0))
+        building = ready.begin_rebuild("proj", TABLES)
+        ready.record_failure("proj", building, failure(offset=7))
+        assert [f.offset for f in ready.failures("proj", building)] == [7]
+        with ready.transaction("proj", building) as tx:
+            tx.advance(0, 9)
+        ready.finish_rebuild("proj", building, 1)
+        assert ready.failures("proj", building) == []
+        assert ready.failures("proj", 1) == []
+
+    # -- names ------------------------------------------------------------------
+
+    def test_an_undeclared_table_is_an_error_naming_the_declared_ones(
+        self, ready: ReadModelStore
+    ) -> None:
+        with ready.transaction("proj", 1) as tx:
+            tx.table("docs").put("a", 1)
+        assert ready.table("proj", "docs").get("missing") is None
+        with pytest.raises(UnknownTableError) as info:
+            ready.table("proj", "dosc").get("a")
+        assert (info.value.projection, info.value.table) == ("proj", "dosc")
+        assert info.value.known == TABLES
+        assert "docs, other" in str(info.value)
+
+    def test_an_unknown_projection_is_an_error_naming_the_known_ones(
+        self, ready: ReadModelStore
+    ) -> None:
+        ready.ensure("second", 1, TABLES)
+        assert ready.projection_names() == ["proj", "second"]
+        with pytest.raises(UnknownProjectionError) as info:
+            ready.table("porj", "docs").get("a")
+        assert info.value.name == "porj"
+        assert info.value.known == ("proj", "second")
+        assert isinstance(info.value, LookupError)
+
+
+def failure(
+    *, partition: int = 0, offset: int = 0, error: str = "ValueError('boom')"
+) -> ProjectionFailure:
+    return ProjectionFailure(
+        projection="proj",
+        topic="events",
+        partition=partition,
+        offset=offset,
+        stream_id="s",
+        stream_version=offset + 1,
+        event_name="t.Happened",
+        error=error,
+        attempts=3,
+        failed_at_ms=1_700_000_000_000,
+    )

@@ -8,6 +8,7 @@ import threading
 import time
 
 from example_ledger.domain import Account
+from example_ledger.projections import Balances
 from framework import Application, AppSettings
 from framework.projections.backends.postgres import PostgresReadModelStore
 from tests.postgres.test_postgres_projection_crash import start_runner
@@ -48,6 +49,9 @@ def test_a_pull_query_with_the_runner_in_another_process_answers_in_milliseconds
 ) -> None:
     settings = AppSettings(partitions=12)
     with Application(pg_url, settings=settings) as app:
+        # Registered here too, so that its name is known before the runner's
+        # process creates it.
+        app.project(Balances())
         account = Account.open("alice")
         position = app.save(account)
         runner = start_runner(pg_url, batch=100, member="solo")

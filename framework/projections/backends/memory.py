@@ -7,11 +7,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from framework.errors import ProjectionError
+from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
     Documents,
     ParkedEvent,
+    ProjectionFailure,
     ProjectionState,
     Transaction,
 )
@@ -118,6 +119,10 @@ class MemoryReadModelStore:
         self._tables: dict[tuple[str, int, str], dict[str, Document]] = {}
         self._checkpoints: dict[tuple[str, int], dict[int, int]] = {}
         self._parked: dict[tuple[str, int], dict[tuple[int, int], ParkedEvent]] = {}
+        self._failures: dict[tuple[str, int], dict[int, ProjectionFailure]] = {}
+        #: Each projection's document tables, as declared when it was ensured,
+        #: rebuilt or reset (the other stores find them in their catalogs).
+        self._declared: dict[str, set[str]] = {}
 
     def _rows(self, name: str, generation: int, table: str) -> dict[str, Document]:
         return self._tables.setdefault((name, generation, table), {})
@@ -131,6 +136,7 @@ class MemoryReadModelStore:
                 state = self._states[name] = ProjectionState(
                     name=name, version=version, generation=1, building=None
                 )
+            self._declared.setdefault(name, set()).update(tables)
             return state
 
     def state(self, name: str) -> ProjectionState | None:
@@ -151,6 +157,12 @@ class MemoryReadModelStore:
             self._checkpoints.setdefault((name, generation), {}).update(
                 transaction.checkpoints
             )
+            failures = self._failures.get((name, generation))
+            if failures:
+                # Moving on clears the partition's failure, as the other stores
+                # do by rewriting the checkpoint row.
+                for partition in transaction.checkpoints:
+                    failures.pop(partition, None)
             parked = self._parked.setdefault((name, generation), {})
             for event in transaction.parked:
                 parked[(event.partition, event.offset)] = event
@@ -163,22 +175,27 @@ class MemoryReadModelStore:
         return self._transaction(name, generation)
 
     def table(self, name: str, table: str) -> Documents:
-        state = self.state(name)
-        if state is None:
-            raise ProjectionError(
-                f"projection {name!r} has no read model here yet; run it first"
-            )
-        return _Table(self._rows(name, state.generation, table), self._lock)
+        with self._lock:
+            state = self._states.get(name)
+            if state is None:
+                raise UnknownProjectionError(name, self._states)
+            declared = self._declared.get(name, set())
+            if table not in declared:
+                raise UnknownTableError(name, table, declared)
+            rows = self._rows(name, state.generation, table)
+        return _Table(rows, self._lock)
 
     def _drop(self, name: str, generation: int) -> None:
         for key in [k for k in self._tables if k[:2] == (name, generation)]:
             del self._tables[key]
         self._checkpoints.pop((name, generation), None)
         self._parked.pop((name, generation), None)
+        self._failures.pop((name, generation), None)
 
     def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
         with self._lock:
             state = self._states[name]
+            self._declared.setdefault(name, set()).update(tables)
             if state.building is None:
                 building = state.generation + 1
                 self._drop(name, building)
@@ -204,6 +221,7 @@ class MemoryReadModelStore:
             state = self._states.get(name)
             if state is None:
                 return
+            self._declared.setdefault(name, set()).update(tables)
             self._drop(name, state.generation)
             if state.building is not None:
                 self._drop(name, state.building)
@@ -223,6 +241,27 @@ class MemoryReadModelStore:
     def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
         with self.transaction(name, generation) as transaction:
             transaction.unpark(partition, offset)
+
+    def record_failure(
+        self, name: str, generation: int, failure: ProjectionFailure
+    ) -> None:
+        with self._lock:
+            failures = self._failures.setdefault((name, generation), {})
+            failures[failure.partition] = failure
+
+    def failures(self, name: str, generation: int) -> list[ProjectionFailure]:
+        with self._lock:
+            found = self._failures.get((name, generation), {})
+            checkpoints = self._checkpoints.get((name, generation), {})
+            return [
+                found[p]
+                for p in sorted(found)
+                if found[p].offset > checkpoints.get(p, -1)
+            ]
+
+    def projection_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._states)
 
     def close(self) -> None:
         """Nothing to release."""

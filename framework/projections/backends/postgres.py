@@ -33,10 +33,12 @@ from framework.postgres.errors import DatabaseError
 from framework.postgres.notify import Notifier
 from framework.postgres.url import PostgresURL
 from framework.projections.backends.postgres_push import Announcements
+from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
     Documents,
     ParkedEvent,
+    ProjectionFailure,
     ProjectionState,
     Transaction,
 )
@@ -306,17 +308,38 @@ class PostgresReadModelStore:
         )
         self._q_checkpoints = (
             sql.SQL(
-                'SELECT partition, "offset" FROM {} WHERE name = %s AND generation = %s'
+                'SELECT partition, "offset" FROM {} '
+                'WHERE name = %s AND generation = %s AND "offset" >= 0'
             )
             .format(t("projection_checkpoints"))
             .as_bytes(None)
         )
+        # Moving a checkpoint on clears the failure recorded on its row, in the
+        # same statement (migration 5).
         self._q_advance = (
             sql.SQL(
                 'INSERT INTO {} (name, generation, partition, "offset") '
                 "SELECT %s, %s, p, o FROM unnest(%s::int4[], %s::int8[]) AS u(p, o) "
                 'ON CONFLICT (name, generation, partition) DO UPDATE SET "offset" = '
-                'EXCLUDED."offset"'
+                'EXCLUDED."offset", failure = NULL'
+            )
+            .format(t("projection_checkpoints"))
+            .as_bytes(None)
+        )
+        self._q_record_failure = (
+            sql.SQL(
+                'INSERT INTO {} (name, generation, partition, "offset", failure) '
+                "VALUES (%s, %s, %s, -1, %s::jsonb) "
+                "ON CONFLICT (name, generation, partition) DO UPDATE SET "
+                "failure = EXCLUDED.failure"
+            )
+            .format(t("projection_checkpoints"))
+            .as_bytes(None)
+        )
+        self._q_failures = (
+            sql.SQL(
+                "SELECT failure::text FROM {} WHERE name = %s AND generation = %s "
+                "AND (failure->>'offset')::bigint > \"offset\" ORDER BY partition"
             )
             .format(t("projection_checkpoints"))
             .as_bytes(None)
@@ -521,23 +544,41 @@ class PostgresReadModelStore:
 
     def table(self, name: str, table: str) -> Documents:
         if name not in self._live and self.state(name) is None:
-            raise ProjectionError(
-                f"projection {name!r} has no read model here yet; run it first"
-            )
+            raise UnknownProjectionError(name, self.projection_names())
         return _LiveTable(self, name, table)
+
+    def tables(self, name: str, generation: int) -> list[str]:
+        """The document tables of a generation."""
+        prefix = table_name(self._id(name), generation, "")
+        with self.db.cursor() as cur:
+            rows = cur.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+                "AND starts_with(tablename, %s)",
+                (self.schema, prefix),
+            ).fetchall()
+        return sorted(row[0][len(prefix) :] for row in rows)
+
+    def projection_names(self) -> list[str]:
+        with self.db.cursor() as cur:
+            rows = cur.execute(
+                sql.SQL("SELECT name FROM {} ORDER BY name").format(
+                    self.db.table("projections")
+                )
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def _read(self, name: str, table: str, read: str, *args: Any) -> Any:
         """One statement on the live generation's table; after a swap dropped
         the generation this process knew, look it up again and retry."""
+        generation = 0
         for _ in range(3):
-            generation = self._live.get(name)
-            if generation is None:
+            live = self._live.get(name)
+            if live is None:
                 state = self.state(name)
                 if state is None:
-                    raise ProjectionError(
-                        f"projection {name!r} has no read model here yet"
-                    )
-                generation = state.generation
+                    raise UnknownProjectionError(name, self.projection_names())
+                live = state.generation
+            generation = live
             statements = self._statements(self._ids[name], generation, table)
             try:
                 with self.db.cursor() as cur:
@@ -546,11 +587,7 @@ class PostgresReadModelStore:
                 if exc.sqlstate != _UNDEFINED_TABLE:
                     raise
                 self._live.pop(name, None)
-                last = exc
-        raise ProjectionError(
-            f"projection {name!r} has no table {table!r} in its live generation; "
-            "is it declared in the projection's tables?"
-        ) from last
+        raise UnknownTableError(name, table, self.tables(name, generation))
 
     # -- rebuilds and resets ---------------------------------------------------
 
@@ -612,6 +649,22 @@ class PostgresReadModelStore:
     def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
         with self.transaction(name, generation) as transaction:
             transaction.unpark(partition, offset)
+
+    # -- failures ----------------------------------------------------------------
+
+    def record_failure(
+        self, name: str, generation: int, failure: ProjectionFailure
+    ) -> None:
+        with self.db.cursor() as cur:
+            cur.execute(
+                self._q_record_failure,
+                (name, generation, failure.partition, failure.to_json().decode()),
+            )
+
+    def failures(self, name: str, generation: int) -> list[ProjectionFailure]:
+        with self.db.cursor() as cur:
+            rows = cur.execute(self._q_failures, (name, generation)).fetchall()
+        return [ProjectionFailure.from_json(row[0]) for row in rows]
 
     # -- push --------------------------------------------------------------------
 

@@ -19,10 +19,12 @@ from pathlib import Path
 import orjson
 
 from framework.errors import ProjectionError
+from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
     Documents,
     ParkedEvent,
+    ProjectionFailure,
     ProjectionState,
     Transaction,
 )
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS fw_checkpoints (
     generation INTEGER NOT NULL,
     partition INTEGER NOT NULL,
     "offset" INTEGER NOT NULL,
+    failure TEXT,
     PRIMARY KEY (name, generation, partition)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fw_parked (
@@ -54,6 +57,17 @@ CREATE TABLE IF NOT EXISTS fw_parked (
     PRIMARY KEY (name, generation, partition, "offset")
 ) WITHOUT ROWID;
 """
+
+#: Files made before failures were recorded lack the column: added on open.
+_ADD_FAILURE = "ALTER TABLE fw_checkpoints ADD COLUMN failure TEXT"
+#: A failure is kept on its partition's checkpoint row (offset -1 if nothing is
+#: applied yet), so that the ``INSERT OR REPLACE`` that moves the checkpoint on
+#: clears it at no cost.
+_RECORD_FAILURE = (
+    'INSERT INTO fw_checkpoints (name, generation, partition, "offset", failure) '
+    "VALUES (?, ?, ?, -1, ?) ON CONFLICT (name, generation, partition) "
+    "DO UPDATE SET failure = excluded.failure"
+)
 
 _PARK = (
     "INSERT OR REPLACE INTO fw_parked (name, generation, partition, "
@@ -243,6 +257,20 @@ class SQLiteReadModelStore:
         self._local = threading.local()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        columns = {
+            row[1] for row in self._writer.execute("PRAGMA table_info(fw_checkpoints)")
+        }
+        if "failure" not in columns:
+            try:
+                self._writer.execute(_ADD_FAILURE)
+            except sqlite3.OperationalError:
+                # Another process added it first ("duplicate column").
+                columns = {
+                    row[1]
+                    for row in self._writer.execute("PRAGMA table_info(fw_checkpoints)")
+                }
+                if "failure" not in columns:
+                    raise
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -338,7 +366,7 @@ class SQLiteReadModelStore:
             self._reader()
             .execute(
                 'SELECT partition, "offset" FROM fw_checkpoints '
-                "WHERE name = ? AND generation = ?",
+                'WHERE name = ? AND generation = ? AND "offset" >= 0',
                 (name, generation),
             )
             .fetchall()
@@ -364,12 +392,31 @@ class SQLiteReadModelStore:
         return self._transaction(name, generation)
 
     def table(self, name: str, table: str) -> Documents:
-        state = self.state(name)
-        if state is None:
-            raise ProjectionError(
-                f"projection {name!r} has no read model here yet; run it first"
-            )
+        if self.state(name) is None:
+            raise UnknownProjectionError(name, self.projection_names())
         return _SnapshotTable(self, name, table)
+
+    def tables(self, name: str, generation: int) -> list[str]:
+        """The document tables of a generation."""
+        prefix = _prefix(name, generation)
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND substr(name, 1, ?) = ?",
+                (len(prefix), prefix),
+            )
+            .fetchall()
+        )
+        return sorted(row[0][len(prefix) :] for row in rows)
+
+    def projection_names(self) -> list[str]:
+        rows = (
+            self._reader()
+            .execute("SELECT name FROM fw_projections ORDER BY name")
+            .fetchall()
+        )
+        return [row[0] for row in rows]
 
     # -- rebuilds and resets ---------------------------------------------------
 
@@ -459,6 +506,30 @@ class SQLiteReadModelStore:
         with self.transaction(name, generation) as transaction:
             transaction.unpark(partition, offset)
 
+    # -- failures ----------------------------------------------------------------
+
+    def record_failure(
+        self, name: str, generation: int, failure: ProjectionFailure
+    ) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                _RECORD_FAILURE,
+                (name, generation, failure.partition, failure.to_json().decode()),
+            )
+
+    def failures(self, name: str, generation: int) -> list[ProjectionFailure]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT failure FROM fw_checkpoints WHERE name = ? AND generation = ? "
+                "AND json_extract(failure, '$.offset') > \"offset\" "
+                "ORDER BY partition",
+                (name, generation),
+            )
+            .fetchall()
+        )
+        return [ProjectionFailure.from_json(row[0]) for row in rows]
+
     def close(self) -> None:
         with self._write_lock:
             self._writer.close()
@@ -482,9 +553,15 @@ class _SnapshotTable:
                 "SELECT generation FROM fw_projections WHERE name = ?",
                 (self._projection,),
             ).fetchone()
-            yield _Table(
-                connection, _table_name(self._projection, generation, self._table)
-            )
+            try:
+                yield _Table(
+                    connection, _table_name(self._projection, generation, self._table)
+                )
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                known = self._store.tables(self._projection, generation)
+                raise UnknownTableError(self._projection, self._table, known) from None
         finally:
             connection.execute("COMMIT")
 
