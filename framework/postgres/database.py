@@ -16,138 +16,39 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.abc import Transformer as Loader
-from psycopg.adapt import Transformer
-from psycopg.errors import error_from_result
-from psycopg.generators import execute
-from psycopg.pq import ConnStatus, DiagnosticField, ExecStatus, TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
 
+from framework.postgres.connection import (
+    Connection,
+    Cursor,
+    all_prepared_rows,
+    fetchall_on,
+    fetchone_on,
+    first_prepared_row,
+    run_prepared,
+)
 from framework.postgres.ddl import current_version, migrate
 from framework.postgres.errors import translate, translated
 from framework.postgres.notify import Notifier
 from framework.postgres.prepared import Prepared
 from framework.postgres.url import PostgresURL, parse_url
 
+IDLE = TransactionStatus.IDLE
+CONNECTION_OK = ConnStatus.OK
+
 logger = logging.getLogger("framework.postgres")
 
-Cursor = psycopg.Cursor[tuple[Any, ...]]
+__all__ = [
+    "Connection",
+    "Cursor",
+    "Database",
+    "fetchall_on",
+    "fetchone_on",
+    "migrate_database",
+]
 
-IDLE = TransactionStatus.IDLE
-COMMAND_OK = ExecStatus.COMMAND_OK
-CONNECTION_OK = ConnStatus.OK
-TUPLES_OK = ExecStatus.TUPLES_OK
 T = TypeVar("T")
-
-
-def _first_row(cursor: Cursor) -> tuple[Any, ...] | None:
-    return cursor.fetchone()
-
-
-def _all_rows(cursor: Cursor) -> list[tuple[Any, ...]]:
-    return cursor.fetchall()
-
-
-def _failure(conn: Connection, result: PGresult) -> psycopg.Error:
-    """The exception for a failed result: the statement's error, or, when the
-    connection went down, an ``OperationalError`` as psycopg's cursor reports it."""
-    if conn.pgconn.status != CONNECTION_OK:
-        message = result.error_field(DiagnosticField.MESSAGE_PRIMARY)
-        text = message or conn.pgconn.error_message or b"the connection was lost"
-        return psycopg.OperationalError(text.decode(errors="replace").strip())
-    return error_from_result(result, conn.info.encoding)
-
-
-def _run_prepared(
-    conn: Connection, prepared: Prepared, params: Mapping[str, Any]
-) -> PGresult:
-    """Run ``prepared`` on ``conn``'s libpq connection (preparing it on first use);
-    errors raise as psycopg's exceptions."""
-    pgconn = conn.pgconn
-    names = conn.prepared_names()
-    if prepared.name not in names:
-        result = pgconn.prepare(prepared.name, prepared.query, prepared.types)
-        if result.status != COMMAND_OK:
-            raise _failure(conn, result)
-        names.add(prepared.name)
-    pgconn.send_query_prepared(
-        prepared.name, prepared.values(params), prepared.formats, prepared.result_format
-    )
-    results: list[PGresult] = conn.wait(execute(pgconn))
-    result = results[-1]
-    if result.status != TUPLES_OK:
-        raise _failure(conn, result)
-    return result
-
-
-def fetchone_on(
-    conn: psycopg.Connection[Any], prepared: Prepared, params: Mapping[str, Any]
-) -> tuple[Any, ...] | None:
-    """The first row of ``prepared`` run on ``conn``, in whatever transaction it is
-    in (``Database.fetchone_prepared`` picks the connection itself). Raises
-    psycopg's errors: the caller's ``Database.cursor`` block translates them."""
-    if not isinstance(conn, Connection):
-        # Not one of ours (no record of what it has prepared): psycopg's way.
-        with conn.cursor(binary=prepared.result_format == 1) as cur:
-            return cur.execute(prepared.source, params, prepare=True).fetchone()
-    return _first_prepared_row(conn, prepared, _run_prepared(conn, prepared, params))
-
-
-def _first_prepared_row(
-    conn: Connection, prepared: Prepared, result: PGresult
-) -> tuple[Any, ...] | None:
-    if not result.ntuples:
-        return None
-    if prepared.parse is None:
-        loader = conn.transformer()
-        loader.set_pgresult(result)
-        row: tuple[Any, ...] | None = loader.load_row(0, tuple)
-        return row
-    return prepared.first_row(result)
-
-
-def _all_prepared_rows(
-    conn: Connection, prepared: Prepared, result: PGresult
-) -> list[tuple[Any, ...]]:
-    # psycopg's loaders (in C) read the binary result, as its cursor would.
-    loader = conn.transformer()
-    loader.set_pgresult(result)
-    rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
-    return rows
-
-
-class Connection(psycopg.Connection[tuple[Any, ...]]):
-    """A pooled connection that keeps one cursor for the short statements.
-
-    Making a cursor costs a sixth of a single-event append's client time, so the
-    hot paths reuse this one. A connection is used by one thread at a time (the
-    pool hands it out), and so is its cursor.
-    """
-
-    _reused: Cursor | None = None
-    #: Names of the ``Prepared`` statements this connection has prepared.
-    _fast_prepared: set[bytes] | None = None
-    _transformer: Loader | None = None
-
-    def transformer(self) -> Loader:
-        """This connection's loader of binary results for ``Prepared`` reads."""
-        loader = self._transformer
-        if loader is None:
-            loader = self._transformer = Transformer(self)
-        return loader
-
-    def prepared_names(self) -> set[bytes]:
-        names = self._fast_prepared
-        if names is None:
-            names = self._fast_prepared = set()
-        return names
-
-    def reused_cursor(self) -> Cursor:
-        """This connection's cursor for statements whose results are read at once."""
-        cursor = self._reused
-        if cursor is None or cursor.closed:
-            cursor = self._reused = self.cursor()
-        return cursor
 
 
 class Database:
@@ -264,43 +165,40 @@ class Database:
     def fetchone(
         self, query: bytes, params: Mapping[str, Any] | Sequence[Any]
     ) -> tuple[Any, ...] | None:
-        """Run one prepared statement on a ``cursor`` and return its first row."""
+        """Run one statement on a ``cursor`` and return its first row. psycopg
+        prepares nothing on the framework's connections: a statement run often
+        is a ``Prepared`` one, for ``fetchone_prepared``."""
         with self.cursor() as cur:
-            return cur.execute(query, params, prepare=True).fetchone()
+            return cur.execute(query, params).fetchone()
 
     def fetchone_prepared(
         self, prepared: Prepared, params: Mapping[str, Any]
     ) -> tuple[Any, ...] | None:
-        """``fetchone`` of a ``Prepared`` statement: on the short-statement
-        connection it runs directly on libpq (a fifth of the client time of a
-        single-event append through the cursor, whose generator context managers
-        alone cost a tenth); a caller that finds that connection busy runs
-        ``prepared.source`` through a pooled cursor."""
-        return self._run_fast(prepared, params, _first_prepared_row, _first_row)
+        """``fetchone`` of a ``Prepared`` statement, run directly on libpq (a fifth
+        of the client time of a single-event append through the cursor, whose
+        generator context managers alone cost a tenth): on the short-statement
+        connection, or a pooled one when that one is busy."""
+        return self._run_fast(prepared, params, first_prepared_row)
 
     def fetchall_prepared(
         self, prepared: Prepared, params: Mapping[str, Any]
     ) -> list[tuple[Any, ...]]:
         """``fetchone_prepared`` for every row (loading a stream, in binary)."""
-        return self._run_fast(prepared, params, _all_prepared_rows, _all_rows)
+        return self._run_fast(prepared, params, all_prepared_rows)
 
     def _run_fast(
         self,
         prepared: Prepared,
         params: Mapping[str, Any],
         rows: Callable[[Connection, Prepared, PGresult], T],
-        fetch: Callable[[Cursor], T],
     ) -> T:
         if not self._hot_lock.acquire(blocking=False):
-            with self.cursor() as cur:
-                binary = prepared.result_format == 1
-                return fetch(
-                    cur.execute(prepared.source, params, prepare=True, binary=binary)
-                )
+            with self.connection() as conn:
+                return rows(conn, prepared, run_prepared(conn, prepared, params))
         try:
             conn = self._hot_connection()
             try:
-                return rows(conn, prepared, _run_prepared(conn, prepared, params))
+                return rows(conn, prepared, run_prepared(conn, prepared, params))
             finally:
                 self._check_hot(conn)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:

@@ -30,13 +30,13 @@ import logging
 import threading
 import time
 from itertools import chain
-from typing import Any
 
 import attrs
-import psycopg
 from psycopg import sql
 
+from framework.postgres.connection import Connection, fetchone_on
 from framework.postgres.errors import translated
+from framework.postgres.prepared import TEXT, TEXT_ARRAY, Prepared
 from framework.postgres.url import PostgresURL
 
 logger = logging.getLogger("framework.postgres")
@@ -45,12 +45,28 @@ logger = logging.getLogger("framework.postgres")
 #: listener pays for the writers' throughput.
 LINGER_SECONDS = 0.005
 
-_SEND = "SELECT count(pg_notify(%s, payload)) FROM unnest(%s::text[]) AS payload"
-_SEND_ONE = "SELECT pg_notify(%s, %s)"
+_SEND = Prepared(
+    "fw_notify_many",
+    b"SELECT count(pg_notify(%(channel)s, payload)) "
+    b"FROM unnest(%(payloads)s::text[]) AS payload",
+    {"channel": TEXT, "payloads": TEXT_ARRAY},
+    (int,),
+)
+_SEND_ONE = Prepared(
+    "fw_notify",
+    b"SELECT 1 FROM pg_notify(%(channel)s, %(payload)s)",
+    {"channel": TEXT, "payload": TEXT},
+    (int,),
+)
 #: Partitions per notice: PostgreSQL caps a payload at 8,000 bytes.
 _PAIRS_PER_NOTICE = 200
 #: Whether a framework listener of a channel is connected, by ``listener_name``.
-_HEARD = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = %s)"
+_HEARD = Prepared(
+    "fw_listened",
+    b"SELECT count(*) FROM pg_stat_activity WHERE application_name = %(name)s",
+    {"name": TEXT},
+    (int,),
+)
 #: Seconds between looks for listeners while one was seen, and while none was.
 _RECHECK_HEARD = 1.0
 _RECHECK_UNHEARD = 0.1
@@ -134,7 +150,7 @@ class Notifier:
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._conn: Connection | None = None
 
     def publish(self, topic: str, partition: int, last_offset: int) -> None:
         """Announce a commit; returns at once. Call only after the commit."""
@@ -190,7 +206,7 @@ class Notifier:
         try:
             with translated(self._url):
                 if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(self._url.conninfo, autocommit=True)
+                    self._conn = Connection.connect(self._url.conninfo, autocommit=True)
                     # A notice is a hint; it need not wait for the disk.
                     self._conn.execute("SET synchronous_commit = off")
                 if not self._url.notify_always and not self._someone_listens(
@@ -201,11 +217,15 @@ class Notifier:
                 # One NOTIFY per topic, not per partition: a NOTIFY costs the
                 # server, and this thread, more than the few bytes it carries.
                 if len(texts) == 1:
-                    self._conn.execute(
-                        _SEND_ONE, (self._channel, texts[0]), prepare=True
+                    fetchone_on(
+                        self._conn,
+                        _SEND_ONE,
+                        {"channel": self._channel, "payload": texts[0]},
                     )
                 else:
-                    self._conn.execute(_SEND, (self._channel, texts), prepare=True)
+                    fetchone_on(
+                        self._conn, _SEND, {"channel": self._channel, "payloads": texts}
+                    )
         except Exception as exc:  # noqa: BLE001 - must not kill the thread
             # Readers also poll, so a lost notice only delays them.
             logger.warning("could not send %d notifications: %s", len(batch), exc)
@@ -214,12 +234,12 @@ class Notifier:
                 self._conn = None
             time.sleep(0.1)
 
-    def _someone_listens(self, conn: psycopg.Connection[Any]) -> bool:
+    def _someone_listens(self, conn: Connection) -> bool:
         now = time.monotonic()
         if now - self._looked_at >= (
             _RECHECK_HEARD if self._heard else _RECHECK_UNHEARD
         ):
-            row = conn.execute(_HEARD, (self._listener_name,), prepare=True).fetchone()
+            row = fetchone_on(conn, _HEARD, {"name": self._listener_name})
             self._heard = bool(row and row[0])
             self._looked_at = now
         return self._heard
@@ -246,7 +266,7 @@ class Listener:
         with translated(url):
             # Named from the start, before it LISTENs: once it can hear a notice,
             # notifiers that look for listeners see it.
-            self._conn = psycopg.connect(
+            self._conn = Connection.connect(
                 url.conninfo, autocommit=True, application_name=listener_name(channel)
             )
             self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

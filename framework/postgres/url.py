@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from framework.errors import ConfigurationError
 
@@ -18,6 +20,51 @@ DEFAULT_SCHEMA = "framework"
 _SCHEMES = ("postgresql", "postgres")
 # Conservative on purpose: a schema name also becomes part of the NOTIFY channel.
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: The query parameters that are the framework's, not libpq's.
+OWN_OPTIONS = ("schema", "pool_min", "pool_max", "notify")
+# libpq's words for a parameter it does not know, in a URL or a conninfo string.
+_UNKNOWN_OPTION = re.compile(
+    r'invalid (?:URI query parameter: |connection option )"([^"]*)"'
+)
+
+
+class UnknownOptionError(ConfigurationError):
+    """The store URL has a query parameter that is neither libpq's nor ours."""
+
+    def __init__(self, option: str, detail: str) -> None:
+        self.option = option
+        super().__init__(
+            f"the store URL's option {option!r} is neither a libpq connection "
+            f"parameter nor one of the framework's ({', '.join(OWN_OPTIONS)}); fix "
+            f"its spelling or remove it (libpq: {detail})"
+        )
+
+
+def unknown_option(message: str) -> UnknownOptionError | None:
+    """The error for libpq's refusal ``message`` of an unknown parameter, if it
+    is one."""
+    found = _UNKNOWN_OPTION.search(message)
+    return None if found is None else UnknownOptionError(found.group(1), message)
+
+
+def _query_params(query: str) -> dict[str, str]:
+    """The URL's query parameters, decoded as libpq decodes them: ``%xx`` escapes
+    only, so a ``+`` stays a plus (``parse_qsl`` would make it a space)."""
+    params: dict[str, str] = {}
+    for item in query.split("&"):
+        if item:
+            key, _, value = item.partition("=")
+            params[unquote(key)] = unquote(value)
+    return params
+
+
+def _query(params: dict[str, str]) -> str:
+    """``params`` as a URL query that libpq decodes back to the same values:
+    percent-encoded (a space as ``%20``, never ``+``, which libpq keeps as is)."""
+    return "&".join(
+        f"{quote(key, safe='')}={quote(value, safe='')}"
+        for key, value in params.items()
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +111,10 @@ class PostgresURL:
         return text
 
 
+def _redacted(user: str, host: str, port: int, dbname: str) -> str:
+    return f"postgresql://{user}@{host}:{port}/{dbname}"
+
+
 def _int_option(name: str, raw: str, low: int) -> int:
     try:
         value = int(raw)
@@ -93,7 +144,7 @@ def parse_url(url: str | None = None) -> PostgresURL:
             f"{parts.scheme or '(no scheme)'}: is not a PostgreSQL URL; use "
             "postgresql://user@host:port/dbname"
         )
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    options = _query_params(parts.query)
     schema = options.pop("schema", DEFAULT_SCHEMA)
     if not _SCHEMA_NAME.match(schema):
         raise ConfigurationError(
@@ -131,8 +182,18 @@ def parse_url(url: str | None = None) -> PostgresURL:
         netloc += ":" + quote(password, safe="")
     netloc += f"@{host}:{port}" if ":" not in host else f"@[{host}]:{port}"
     conninfo = urlunsplit(
-        ("postgresql", netloc, "/" + quote(dbname), urlencode(options), "")
+        ("postgresql", netloc, "/" + quote(dbname), _query(options), "")
     )
+    try:
+        # libpq's own parser, without connecting: an unknown parameter is named
+        # now rather than when the first connection is made.
+        conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise unknown_option(detail) or ConfigurationError(
+            f"libpq cannot read the store URL {_redacted(user, host, port, dbname)}: "
+            f"{detail.replace(password, '***') if password else detail}"
+        ) from None
     return PostgresURL(
         conninfo=conninfo,
         host=host,

@@ -18,10 +18,12 @@ _numbers = itertools.count()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Everything in this folder needs the server.
+    # Everything in this folder needs the server, but for modules of pure tests
+    # that say ``NEEDS_SERVER = False``.
     here = os.path.dirname(__file__)
     for item in items:
-        if str(item.path).startswith(here):
+        module = getattr(item, "module", None)
+        if str(item.path).startswith(here) and getattr(module, "NEEDS_SERVER", True):
             item.add_marker(pytest.mark.postgres)
 
 

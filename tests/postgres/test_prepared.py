@@ -1,6 +1,6 @@
 """``Prepared`` statements run below psycopg's cursor give the same rows and the
 same errors as through it, on the short-statement connection and when that one is
-busy (a pooled cursor), with NULLs and across a dropped connection."""
+busy (a pooled connection), with NULLs and across a dropped connection."""
 
 from __future__ import annotations
 

@@ -26,8 +26,15 @@ from framework.errors import (
 )
 from framework.log.config import TopicConfig
 from framework.log.records import AppendResult, Headers, LogRecord, Record
-from framework.postgres.database import Database
+from framework.postgres.database import Database, fetchall_on
 from framework.postgres.headers import decode_headers, encode_headers
+from framework.postgres.prepared import (
+    BYTEA_ARRAY,
+    INT4,
+    INT8,
+    INT8_ARRAY,
+    Prepared,
+)
 from framework.postgres.url import PostgresURL
 
 #: Above this many records a batch goes in with COPY rather than one INSERT.
@@ -97,7 +104,8 @@ class PostgresLog:
             .format(t("topics"))
             .as_bytes(None)
         )
-        self._q_append = (
+        self._p_append = Prepared(
+            "fw_log_append",
             sql.SQL(
                 """WITH head AS (
                 UPDATE {partitions} SET next_offset = next_offset + %(n)s::bigint
@@ -118,7 +126,18 @@ class PostgresLog:
             SELECT min("offset"), max("offset") FROM written"""
             )
             .format(partitions=t("partitions"), records=t("records"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {
+                "n": INT8,
+                "topic": INT4,
+                "partition": INT4,
+                "expected": INT8,
+                "ts": INT8_ARRAY,
+                "keys": BYTEA_ARRAY,
+                "values": BYTEA_ARRAY,
+                "headers": BYTEA_ARRAY,
+            },
+            (int, int),
         )
         self._q_lock_head = (
             sql.SQL(
@@ -143,33 +162,45 @@ class PostgresLog:
             '"offset", timestamp_ms, key, value, headers, stream_id, stream_version, '
             "event_id, event_name, event_version, correlation_id, causation_id"
         )
-        self._q_read = (
+        self._p_read = Prepared(
+            "fw_log_read",
             sql.SQL(
                 "SELECT {columns} FROM {records} "
-                "WHERE topic_id = %s AND partition = %s "
-                'AND "offset" >= %s ORDER BY "offset" LIMIT %s'
+                "WHERE topic_id = %(topic)s AND partition = %(partition)s "
+                'AND "offset" >= %(offset)s ORDER BY "offset" LIMIT %(limit)s'
             )
             .format(columns=columns, records=t("records"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4, "partition": INT4, "offset": INT8, "limit": INT8},
         )
-        self._q_read_at = (
+        self._p_read_at = Prepared(
+            "fw_log_read_at",
             sql.SQL(
                 "SELECT {columns} FROM {records} "
-                "WHERE topic_id = %s AND partition = %s "
-                'AND "offset" = ANY(%s::bigint[])'
+                "WHERE topic_id = %(topic)s AND partition = %(partition)s "
+                'AND "offset" = ANY(%(offsets)s::bigint[])'
             )
             .format(columns=columns, records=t("records"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4, "partition": INT4, "offsets": INT8_ARRAY},
         )
-        self._q_end = (
-            sql.SQL("SELECT next_offset FROM {} WHERE topic_id = %s AND partition = %s")
+        self._p_end = Prepared(
+            "fw_log_end",
+            sql.SQL(
+                "SELECT next_offset FROM {} "
+                "WHERE topic_id = %(topic)s AND partition = %(partition)s"
+            )
             .format(t("partitions"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4, "partition": INT4},
+            (int,),
         )
-        self._q_ends = (
-            sql.SQL("SELECT partition, next_offset FROM {} WHERE topic_id = %s")
+        self._p_ends = Prepared(
+            "fw_log_ends",
+            sql.SQL("SELECT partition, next_offset FROM {} WHERE topic_id = %(topic)s")
             .format(t("partitions"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4},
         )
         # No time index: seeking by time scans the partition in offset order from
         # the start; it is rare (a consumer seeking), appends are not.
@@ -273,8 +304,7 @@ class PostgresLog:
             params["keys"] = [r.key for r in records]
             params["values"] = [r.value for r in records]
             params["headers"] = [encode_headers(r.headers) for r in records]
-            with self.db.connection() as conn:
-                row = conn.execute(self._q_append, params).fetchone()
+            row = self.db.fetchone_prepared(self._p_append, params)
             base = None if row is None or row[0] is None else int(row[0])
         if base is None:
             actual = self.end_offset(topic, partition)
@@ -337,10 +367,15 @@ class PostgresLog:
             raise OffsetOutOfRangeError(
                 topic, partition, offset, 0, self.end_offset(topic, partition)
             )
+        params = {
+            "topic": topic_id,
+            "partition": partition,
+            "offset": offset,
+            "limit": max_records,
+        }
+        # A pooled connection, as the event store's partition reads.
         with self.db.connection() as conn:
-            rows = conn.execute(
-                self._q_read, (topic_id, partition, offset, max_records), binary=True
-            ).fetchall()
+            rows = fetchall_on(conn, self._p_read, params)
         if not rows:
             end = self.end_offset(topic, partition)
             if offset > end:
@@ -354,10 +389,10 @@ class PostgresLog:
         topic_id = self._checked(topic, partition)
         if not offsets:
             return []
-        with self.db.connection() as conn:
-            rows = conn.execute(
-                self._q_read_at, (topic_id, partition, list(offsets)), binary=True
-            ).fetchall()
+        rows = self.db.fetchall_prepared(
+            self._p_read_at,
+            {"topic": topic_id, "partition": partition, "offsets": list(offsets)},
+        )
         found = {int(row[0]): row for row in rows}
         out = []
         for offset in offsets:
@@ -374,14 +409,14 @@ class PostgresLog:
 
     def end_offset(self, topic: str, partition: int) -> int:
         topic_id = self._checked(topic, partition)
-        with self.db.connection() as conn:
-            row = conn.execute(self._q_end, (topic_id, partition)).fetchone()
+        row = self.db.fetchone_prepared(
+            self._p_end, {"topic": topic_id, "partition": partition}
+        )
         return int(row[0]) if row else 0
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         topic_id = self._info(topic).topic_id
-        with self.db.connection() as conn:
-            rows = conn.execute(self._q_ends, (topic_id,)).fetchall()
+        rows = self.db.fetchall_prepared(self._p_ends, {"topic": topic_id})
         return dict(sorted((int(p), int(o)) for p, o in rows))
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:

@@ -20,8 +20,8 @@ from framework.errors import ConcurrencyError, CorruptLogError, StoreError
 from framework.log.backends.postgres import PostgresLog
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
-from framework.postgres.database import Cursor, Database, fetchone_on
-from framework.postgres.errors import DuplicateRowError
+from framework.postgres.database import Cursor, Database, fetchall_on, fetchone_on
+from framework.postgres.errors import DuplicateRowError, PreparedStatementLostError
 from framework.postgres.headers import decode_user_headers, encode_user_headers
 from framework.postgres.prepared import (
     BYTEA,
@@ -201,8 +201,14 @@ class PostgresEventStore:
             for kind in ("any", "new", "at")
         }
         #: "any" | "new" | "at" -> the head lock of a COPY append.
-        self._q_take = {
-            kind: _take_statement(self.db, kind) for kind in ("any", "new", "at")
+        self._p_take = {
+            kind: Prepared(
+                f"fw_take_{kind}",
+                _take_statement(self.db, kind),
+                {**_APPEND_TYPES, "n": INT8},
+                (int, int),
+            )
+            for kind in ("any", "new", "at")
         }
         self._q_copy = (
             sql.SQL(
@@ -247,6 +253,18 @@ class PostgresEventStore:
             .as_bytes(None),
             {"topic": INT4, "stream": TEXT, "last": INT4},
         )
+        self._p_read_partition = Prepared(
+            "fw_read_partition",
+            sql.SQL(
+                "SELECT {columns} FROM {records} "
+                "WHERE topic_id = %(topic)s AND partition = %(partition)s "
+                'AND "offset" >= %(offset)s ORDER BY "offset" LIMIT %(limit)s'
+            )
+            .format(columns=columns, records=t("records"))
+            .as_bytes(None),
+            {"topic": INT4, "partition": INT4, "offset": INT8, "limit": INT8},
+        )
+        #: The same for ``iter_partition``, which streams its rows through psycopg.
         self._q_read_partition = (
             sql.SQL(
                 "SELECT {columns} FROM {records} "
@@ -256,22 +274,27 @@ class PostgresEventStore:
             .format(columns=columns, records=t("records"))
             .as_bytes(None)
         )
-        self._q_version = (
+        self._p_version = Prepared(
+            "fw_stream_version",
             sql.SQL(
                 "SELECT coalesce(max(stream_version), 0) FROM {} "
-                "WHERE topic_id = %s AND stream_id = %s"
+                "WHERE topic_id = %(topic)s AND stream_id = %(stream)s"
             )
             .format(t("records"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4, "stream": TEXT},
+            (int,),
         )
-        self._q_by_ids = (
+        self._p_by_ids = Prepared(
+            "fw_events_by_id",
             sql.SQL(
                 "SELECT event_id, stream_id, stream_version, partition, "
                 '"offset" FROM {} '
-                "WHERE topic_id = %s AND event_id = ANY(%s::uuid[])"
+                "WHERE topic_id = %(topic)s AND event_id = ANY(%(ids)s::uuid[])"
             )
             .format(t("records"))
-            .as_bytes(None)
+            .as_bytes(None),
+            {"topic": INT4, "ids": UUID_ARRAY},
         )
 
     def partition_of(self, stream_id: str) -> int:
@@ -343,6 +366,7 @@ class PostgresEventStore:
         # Sorted by partition: the lock order that keeps writers deadlock-free.
         todo = sorted(range(len(appends)), key=partitions.__getitem__)
         results: dict[int, Appended] = {}
+        lost: PreparedStatementLostError | None = None
         for _ in range(_MAX_TRIES):
             pending = [i for i in todo if i not in results]
             if not pending:
@@ -351,6 +375,10 @@ class PostgresEventStore:
                 written = self._write(
                     [appends[i] for i in pending], [partitions[i] for i in pending]
                 )
+            except PreparedStatementLostError as exc:
+                # Rolled back: the next try prepares the statement again.
+                lost = exc
+                continue
             except _Conflict as conflict:
                 # A retried save finds all its streams stored; look at each once.
                 for i in pending:
@@ -370,6 +398,8 @@ class PostgresEventStore:
                 hook.committed(written)
             break
         else:
+            if lost is not None:
+                raise lost
             raise StoreError(
                 f"append to {', '.join(repr(a.stream_id) for a in appends)} kept "
                 f"meeting concurrent writers after {_MAX_TRIES} tries; nothing more "
@@ -482,7 +512,7 @@ class PostgresEventStore:
         INSERT would; the head stays locked to the commit."""
         events = append.events
         params["n"] = len(events)
-        row = cur.execute(self._q_take[kind], params, prepare=True).fetchone()
+        row = fetchone_on(cur.connection, self._p_take[kind], params)
         if row is None:
             raise _NotWritten(index)
         first_offset, first_version = int(row[0]), int(row[1])
@@ -559,11 +589,10 @@ class PostgresEventStore:
             raise ConcurrencyError(append.stream_id, append.expected_version, actual)
 
     def _lookup_ids(self, append: StreamAppend) -> list[tuple[Any, ...]]:
-        with self.db.cursor() as cur:
-            return cur.execute(
-                self._q_by_ids,
-                (self._topic_id, [e.event_id for e in append.events]),
-            ).fetchall()
+        return self.db.fetchall_prepared(
+            self._p_by_ids,
+            {"topic": self._topic_id, "ids": [e.event_id for e in append.events]},
+        )
 
     def _stored_ids(self, append: StreamAppend) -> Appended | None:
         rows = {row[0]: row for row in self._lookup_ids(append)}
@@ -604,8 +633,9 @@ class PostgresEventStore:
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 if it has no events."""
-        with self.db.cursor() as cur:
-            row = cur.execute(self._q_version, (self._topic_id, stream_id)).fetchone()
+        row = self.db.fetchone_prepared(
+            self._p_version, {"topic": self._topic_id, "stream": stream_id}
+        )
         return int(row[0]) if row else 0
 
     def read_stream(
@@ -650,12 +680,16 @@ class PostgresEventStore:
         self.log._checked(self.topic, partition)
         if from_offset < 0:
             raise ValueError(f"from_offset counts from 0, got {from_offset}")
+        params = {
+            "topic": self._topic_id,
+            "partition": partition,
+            "offset": from_offset,
+            "limit": max_events,
+        }
+        # A pooled connection: a long read on the short-statement one would send
+        # this process's saves to the pool meanwhile.
         with self.db.connection() as conn:
-            rows = conn.execute(
-                self._q_read_partition,
-                (self._topic_id, partition, from_offset, max_events),
-                binary=True,
-            ).fetchall()
+            rows = fetchall_on(conn, self._p_read_partition, params)
         return _to_stored(self.topic, rows)
 
     def read_partition_in(
@@ -663,11 +697,13 @@ class PostgresEventStore:
     ) -> list[StoredEvent]:
         """``read_partition`` on ``cursor``'s connection, inside its transaction
         (an append hook sees the rows its append wrote)."""
-        rows = cursor.execute(
-            self._q_read_partition,
-            (self._topic_id, partition, from_offset, max_events),
-            binary=True,
-        ).fetchall()
+        params = {
+            "topic": self._topic_id,
+            "partition": partition,
+            "offset": from_offset,
+            "limit": max_events,
+        }
+        rows = fetchall_on(cursor.connection, self._p_read_partition, params)
         return _to_stored(self.topic, rows)
 
     def iter_partition(
