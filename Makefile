@@ -42,8 +42,8 @@ BENCHES ?= save_1 save_100 load_20 replay projection_catch_up_sqlite
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCHES)
 
-# Issue #4's PostgreSQL targets, as ratios: the round of separate benchmarks
-# (interleaved), then the writers paired block by block, with the peer installed.
+# The PostgreSQL speed targets, as ratios: the separate benchmarks (interleaved),
+# then the writers paired block by block, with the peer installed.
 # About 7 minutes; the JSON lines are kept in $(BENCH_PG_OUT)/.
 BENCH_PG_OUT ?= var/bench-pg
 
@@ -56,8 +56,8 @@ bench-pg: $(STAMP)
 	$(PY) -m benchmarks pg_writers_paired --runs 9 > $(BENCH_PG_OUT)/paired.jsonl
 	$(PY) -m benchmarks.ratios $(BENCH_PG_OUT)/round.jsonl $(BENCH_PG_OUT)/paired.jsonl
 
-# The same against a second server whose flushes take SLOWFLUSH_US longer, like the
-# slower disks issue #4's targets were set on (benchmarks/slowflush/). It listens on
+# The same against a second server whose flushes take SLOWFLUSH_US longer, like a
+# slower disk's (benchmarks/slowflush/). It listens on
 # 127.0.0.1:$(SLOWFLUSH_PORT), keeps its data in var/slowflush/ and is stopped
 # afterwards; the server on 5432 is not touched. About 8 minutes; the lines go to
 # var/bench-pg-slowflush/.

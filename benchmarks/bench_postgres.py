@@ -469,7 +469,7 @@ def writers_paired(ctx: Context) -> Measurement:
     from four, in alternating blocks of a second or less: the four rates of a run
     are measured within the same few seconds, where the separate benchmarks run
     minutes apart. ``events_per_s`` is ours from four processes; the extras give
-    all four rates and the issue's ratios between them."""
+    all four rates and the targets' ratios between them."""
     rounds = 8
     per_one, per_four = ctx.n(600), ctx.n(400)
     spawn = multiprocessing.get_context("spawn")

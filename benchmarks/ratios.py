@@ -1,4 +1,4 @@
-"""The issues' speed targets as ratios, from the JSON lines of a benchmark run.
+"""The speed targets as ratios, from the JSON lines of a benchmark run.
 
 ``python -m benchmarks ... --interleave > run.jsonl`` then
 ``python -m benchmarks.ratios run.jsonl`` prints one JSON line per target: the

@@ -2,10 +2,9 @@
  *
  * Loaded with LD_PRELOAD into a PostgreSQL server, it makes fsync and fdatasync
  * block their caller for SLOWFLUSH_US more microseconds after the real flush,
- * with the CPU idle, as a slower device does. Issue #4's targets were set on
- * machines whose single-row commit ran at about 2,600/s; the machines sessions
- * run on now flush two to three times faster, which leaves the CPU, not the
- * flush, as what a commit waits for. See docs/benchmarks.md.
+ * with the CPU idle, as a slower device does. On a disk that flushes fast, a
+ * commit waits for the CPU, not for the flush; this brings back the regime of a
+ * disk whose single-row commit runs at about 2,600/s. See docs/benchmarks.md.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
