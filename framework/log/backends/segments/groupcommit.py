@@ -34,6 +34,13 @@ from framework.log.backends.segments.batch import EncodedBatch
 GATHER_SECONDS = 0.0005
 
 
+def _await_group(wake: threading.Lock) -> bool:
+    """Wait out a leader's gather window: ``True`` if it was woken meanwhile (the
+    group filled and was committed by the append that completed it). A seam for
+    tests, which end the window when they choose instead of racing the clock."""
+    return wake.acquire(True, GATHER_SECONDS)
+
+
 class FsyncFailedError(LogError):
     """An fsync failed: the kernel may have dropped the unsynced bytes, so the
     partition refuses further appends until the log is opened again."""
@@ -208,7 +215,7 @@ class GroupCommit:
         commits it, and this thread is woken when it is done; if it stays short,
         this thread commits what has queued."""
         try:
-            if wake.acquire(True, GATHER_SECONDS):
+            if _await_group(wake):
                 group = None
             else:
                 with self._lock:
