@@ -380,10 +380,13 @@ def _offset_for_time(part: Partition, timestamp: int) -> int | None:
     for segment in part.segments:
         if segment.max_timestamp < timestamp:
             continue
-        entry, position = segment.position_for_time(timestamp)
+        entry, position, claimed = segment.position_for_time(timestamp)
         for pos, header, buf, rel in iter_batches(
             segment, position, segment.size, entry
         ):
+            if pos == position and position and header.max_timestamp > claimed:
+                # The entry claims a running maximum below this very batch's.
+                raise _IndexMismatch(segment, pos)
             if header.max_timestamp < timestamp:
                 continue
             for record in decode_batch(part, segment, pos, buf, rel):
