@@ -15,6 +15,8 @@ import zlib
 from array import array
 from pathlib import Path
 
+from framework.log.backends.segments.fsutil import make_dirs
+
 logger = logging.getLogger("framework.store")
 
 MAGIC = b"FWSI"
@@ -70,7 +72,7 @@ def decode(data: bytes) -> tuple[Streams, int] | None:
 
 def write(path: Path, streams: Streams, next_offset: int) -> None:
     """Replace the snapshot at ``path`` atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_bytes(encode(streams, next_offset))
     # No fsync: a snapshot lost in a power cut is rebuilt from the log.

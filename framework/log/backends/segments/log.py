@@ -23,6 +23,7 @@ from framework.log.backends.segments import cleaner, reader, recovery
 from framework.log.backends.segments.appender import encode_for_append, write
 from framework.log.backends.segments.errors import LogClosedError
 from framework.log.backends.segments.flusher import Flusher
+from framework.log.backends.segments.fsutil import make_dirs
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.topics import TopicCatalog
 from framework.log.config import TopicConfig
@@ -52,7 +53,7 @@ class SegmentLog:
         preallocate: bool = True,
     ) -> None:
         self.root = Path(path)
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         self.lock_timeout = lock_timeout
         self.preallocate = preallocate
         self._catalog = TopicCatalog(self.root, lock_timeout)

@@ -28,7 +28,7 @@ from framework.log.backends.segments.batch import (
 from framework.log.backends.segments.compression import compressor
 from framework.log.backends.segments.errors import LogClosedError, LogLockTimeoutError
 from framework.log.backends.segments.flusher import Flusher
-from framework.log.backends.segments.fsutil import sync_data
+from framework.log.backends.segments.fsutil import make_dirs, sync_data, sync_dir
 from framework.log.backends.segments.groupcommit import GroupCommit, Pending
 from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.preallocation import ZERO_HEADER
@@ -142,12 +142,14 @@ class Partition:
                 return
 
     def _load_once(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         bases = segment_bases(self.directory)
         segments: list[Segment] = []
         try:
             if not bases:
                 segments.append(Segment.open(self.directory, 0, create=True))
+                # Appends to it are acknowledged once fsynced: its entry must last.
+                sync_dir(self.directory)
             else:
                 segments.extend(Segment.open(self.directory, b) for b in bases)
             for i, segment in enumerate(segments):

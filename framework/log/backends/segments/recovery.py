@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 
 from framework.log.backends.segments import preallocation
-from framework.log.backends.segments.fsutil import sync_dir
+from framework.log.backends.segments.fsutil import make_dirs, sync_dir
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.segment import Segment, file_name, segment_bases
 from framework.log.backends.segments.walk import Problem, valid_batch_after, walk
@@ -61,7 +61,7 @@ def repair(part: Partition) -> RepairReport:
         for segment in part.segments:
             part.retire(segment)
         part.segments, part.bases = [], []
-        part.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(part.directory)
         bases = segment_bases(part.directory)
         report = RepairReport(topic=part.topic, partition=part.number, end_offset=0)
         for i, base in enumerate(bases):

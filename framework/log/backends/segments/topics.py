@@ -15,7 +15,11 @@ from pathlib import Path
 import attrs
 
 from framework.errors import ConfigurationError, CorruptLogError
-from framework.log.backends.segments.fsutil import replace_atomically, sync_dir
+from framework.log.backends.segments.fsutil import (
+    make_dirs,
+    replace_atomically,
+    sync_dir,
+)
 from framework.log.backends.segments.lock import FileLock
 from framework.log.config import TopicConfig
 
@@ -42,7 +46,7 @@ class TopicCatalog:
     def __init__(self, root: Path, lock_timeout: float) -> None:
         self.root = root
         self.folder = root / "topics"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.folder)
         self._lock_timeout = lock_timeout
         self._file_lock = FileLock(root / "topics.lock")
         self._lock = threading.Lock()
@@ -99,9 +103,15 @@ class TopicCatalog:
                 existing = self.get(name)
                 if existing is not None:
                     return existing, False
-                for partition in range(config.partitions):
-                    partition_dir(self.root, name, partition).mkdir(exist_ok=True)
-                sync_dir(self.root)
+                folders = [
+                    partition_dir(self.root, name, partition)
+                    for partition in range(config.partitions)
+                ]
+                # Left by a creation cut short, whose entries may not be durable.
+                leftover = any(folder.is_dir() for folder in folders)
+                make_dirs(*folders)
+                if leftover:
+                    sync_dir(self.root)
                 stored = {"format": _FORMAT, "config": attrs.asdict(config)}
                 data = json.dumps(stored, indent=2, sort_keys=True).encode() + b"\n"
                 replace_atomically(self._path(name), data)
