@@ -37,7 +37,7 @@ from framework.log.backends.segments.timeindex import (
     load_time_index,
     write_time_index,
 )
-from framework.log.backends.segments.walk import pread_exactly, walk
+from framework.log.backends.segments.walk import Problem, pread_exactly, walk
 
 #: Running maximum of no timestamps at all.
 NO_TIMESTAMP = -(1 << 63)
@@ -196,13 +196,34 @@ class Segment:
     def rebuild_index(self) -> None:
         """Index the known bytes again from the log itself, after an index entry
         proved wrong; the files are rewritten by the next holder of the file lock."""
+        known = (
+            self.size,
+            self.next_offset,
+            self.max_timestamp,
+            self.first_batch_timestamp,
+            self.offsets,
+            self.positions,
+            self.times,
+        )
         size, next_offset = self.size, self.next_offset
         self.reset()
         problem = walk(self.fd, 0, size, self.base_offset, self.note_batch)
+        if problem is None and (self.size, self.next_offset) != (size, next_offset):
+            problem = Problem(self.size, "the batches end before the known end", False)
         if problem is not None:
+            # Keep what was known: a half-walked index would hide the batches
+            # after the damage (from seeks by time, say) instead of raising.
+            (
+                self.size,
+                self.next_offset,
+                self.max_timestamp,
+                self.first_batch_timestamp,
+                self.offsets,
+                self.positions,
+                self.times,
+            ) = known
+            self.time_chained = -1
             raise self.corrupt(problem.position, problem.reason)
-        if (self.size, self.next_offset) != (size, next_offset):
-            raise self.corrupt(self.size, "the batches end before the known end")
         self.index_stale = True
 
     def trim_index_to(self, keep: int) -> None:
