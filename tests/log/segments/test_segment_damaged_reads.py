@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from framework.errors import CorruptLogError
 from framework.log.backends.segments import SegmentLog
+from framework.log.backends.segments.index import ENTRY as OFFSET_ENTRY
 from framework.log.config import TopicConfig
 from framework.log.records import Record
 
@@ -59,6 +60,7 @@ READ_FROM_START = """
 import json, sys
 from framework.errors import CorruptLogError
 from framework.log.backends.segments import SegmentLog
+from framework.log.backends.segments.index import ENTRY as OFFSET_ENTRY
 with SegmentLog(sys.argv[1]) as log:
     try:
         records = log.read("t", 0, 0, 100_000)
@@ -207,3 +209,26 @@ def test_every_read_of_a_damaged_log_ends_with_the_right_records_or_an_error(
 def _open_and_read(path: Path, probes: list[int]) -> None:
     with SegmentLog(path) as log:
         _reads(log, MODEL, [*probes, 0, COUNT - 1])
+
+
+def test_an_index_rebuild_stopped_by_damage_hides_nothing_from_later_reads(
+    tmp_path: Path, pristine: Path
+) -> None:
+    path = tmp_path / "log"
+    shutil.copytree(pristine, path)
+    segment = sorted((path / "t-0").glob("*.log"))[-2]
+    entries = segment.with_suffix(".index").read_bytes()
+    offset, position = OFFSET_ENTRY.unpack_from(entries, len(entries) - 32)
+    assert position > 0
+    data = bytearray(segment.read_bytes())
+    data[position + 1 : position + 4] = bytes(3)  # the length of an indexed batch
+    segment.write_bytes(bytes(data))
+    with SegmentLog(path) as log:
+        # The read finds no batch where the index points and rebuilds the index,
+        # which the damage stops half-way.
+        with pytest.raises(CorruptLogError):
+            log.read_at("t", 0, [offset])
+        # The batches the half-walked index left out must not be skipped.
+        assert _attempt(lambda: log.offset_for_time("t", 0, offset)) in (None, offset)
+        with pytest.raises(CorruptLogError):
+            log.read("t", 0, offset - 1, 10)
