@@ -61,6 +61,7 @@ class CorruptSegmentError(CorruptLogError):
         super().__init__(
             f"{path} is corrupt at byte {position}: {what}. The data from there on "
             "cannot be trusted; restore the partition from a backup or replica, or "
-            "call SegmentLog.repair(topic, partition) to truncate it at the first bad "
-            "batch (it reports what it drops)"
+            "truncate it at the first bad batch with `python -m framework log "
+            "repair` (run without --yes, it says what it would drop) or "
+            "SegmentLog.repair(topic, partition)"
         )

@@ -247,11 +247,14 @@ class SegmentLog:
             cleaner.compact(self._partition(topic, p)) for p in range(config.partitions)
         )
 
-    def repair(self, topic: str, partition: int) -> recovery.RepairReport:
+    def repair(
+        self, topic: str, partition: int, *, dry_run: bool = False
+    ) -> recovery.RepairReport:
         """Check every batch of a partition and truncate it at the first bad one,
         deleting later segments; returns what was dropped (nothing if it was sound).
-        Use after a ``CorruptLogError`` once no backup is to be restored."""
-        return recovery.repair(self._partition(topic, partition))
+        Use after a ``CorruptLogError`` once no backup is to be restored. With
+        ``dry_run`` nothing changes: the report says what would be dropped."""
+        return recovery.repair(self._partition(topic, partition), dry_run=dry_run)
 
     @property
     def fsync_count(self) -> int:
