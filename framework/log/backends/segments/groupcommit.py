@@ -24,6 +24,7 @@ woken threads one after another regardless.)
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 
@@ -328,6 +329,17 @@ class GroupCommit:
             return
         self.fsyncs += 1
 
+    def fail(self, exc: OSError) -> FsyncFailedError:
+        """Note an fsync that failed outside a group (a roll syncing the segment it
+        seals): appends written before it must never be acknowledged, nor any
+        after. Returns the error to raise."""
+        message = _fsync_failed(exc)
+        with self._lock:
+            self._failure = message
+        error = FsyncFailedError(message)
+        error.__cause__ = exc
+        return error
+
     def sync_now(self) -> None:
         """Make every batch written so far durable (the interval flusher, close)."""
         if self._failure is not None:
@@ -344,7 +356,9 @@ class GroupCommit:
 
 
 def _fsync_failed(exc: OSError) -> str:
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    check = "Free space on the disk" if full else "Check the disk"
     return (
-        f"fsync failed ({exc}); appends not yet acknowledged may be lost. Check the "
-        "disk, then open the log again (recovery cuts off any torn batch)"
+        f"fsync failed ({exc}); appends not yet acknowledged may be lost. {check}, "
+        "then open the log again (recovery cuts off any torn batch)"
     )

@@ -32,6 +32,7 @@ from framework.log.backends.segments.errors import (
     CorruptSegmentError,
     LogClosedError,
     LogLockTimeoutError,
+    storage_error,
 )
 from framework.log.backends.segments.flusher import Flusher
 from framework.log.backends.segments.fsutil import make_dirs, sync_data, sync_dir
@@ -153,17 +154,14 @@ class Partition:
                 return
 
     def _load_once(self) -> None:
-        make_dirs(self.directory)
         # Read before the segments: it then names nothing they lack (a process
         # writes it only for bytes it had written, and synced, before).
         point = self.recovery.read()
-        bases = segment_bases(self.directory)
+        bases = segment_bases(self.directory) if self.directory.is_dir() else []
         segments: list[Segment] = []
         try:
             if not bases:
-                segments.append(Segment.open(self.directory, 0, create=True))
-                # Appends to it are acknowledged once fsynced: its entry must last.
-                sync_dir(self.directory)
+                segments.append(self._first_segment())
             else:
                 segments.extend(Segment.open(self.directory, b) for b in bases)
             active = segments[-1]
@@ -204,6 +202,22 @@ class Partition:
                 self.recovery.path,
                 segments[-1].log_path.name,
             )
+
+    def _first_segment(self) -> Segment:
+        """Create the partition's folder and first segment, durably: appends to it
+        are acknowledged once fsynced, so its entry must last too."""
+        path = self.directory / file_name(0, ".log")
+        try:
+            make_dirs(self.directory)
+            segment = Segment.open(self.directory, 0, create=True)
+        except OSError as exc:
+            raise storage_error(exc, path, "creating", "Nothing was written. ") from exc
+        try:
+            sync_dir(self.directory)
+        except OSError as exc:
+            segment.close()
+            raise storage_error(exc, self.directory, "syncing") from exc
+        return segment
 
     def synced_end(self, segment: Segment, *, fresh: bool) -> int:
         """Bytes of ``segment`` known to be synced: damage below them is never
@@ -523,15 +537,17 @@ class Partition:
     def save_recovery_point(self, *, wait: float) -> bool:
         """Write what this process synced as the recovery point, unless the file
         already says as much; waits up to ``wait`` seconds for the file lock.
-        Returns whether it is written (else it stays pending). Never raises for a
-        failed write: the point is a safeguard, not data (the failure is logged)."""
+        Returns ``False`` if the lock stayed busy (the point stays pending). A
+        failed write is logged, never raised: the point is a safeguard, not data,
+        and the next save tries again."""
         with self.write_lock:
             if not self.file_lock.acquire(wait):
                 return False
             try:
-                return self.recovery.save()
+                self.recovery.save()
             finally:
                 self.file_lock.release()
+        return True
 
     def close(self) -> None:
         if self._closed:
@@ -551,7 +567,7 @@ class Partition:
                         self.number,
                         self.file_lock.path,
                     )
-            except OSError as exc:
+            except (OSError, LogError) as exc:
                 logger.warning("closing %s/%s: %s", self.topic, self.number, exc)
         with self.state:
             self._closed = True
