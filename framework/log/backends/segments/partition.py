@@ -559,7 +559,9 @@ class Partition:
                 logger.warning("closing %s/%s: %s", self.topic, self.number, exc)
         if self._loaded and self.recovery.behind():
             try:
-                if not self.save_recovery_point(wait=self.lock_timeout):
+                # Briefly: a writer holds the lock for one write at a time, and a
+                # point not written only makes the next open more willing to cut.
+                if not self.save_recovery_point(wait=_RECOVERY_POINT_LOCK_WAIT):
                     logger.warning(
                         "closing %s/%s: the writer lock %s stayed busy, so the "
                         "recovery point was not brought up to date",
