@@ -15,7 +15,8 @@ def add_log_commands(groups: Any) -> None:
     commands = log.add_subparsers(dest="command", required=True, metavar="COMMAND")
     repair = commands.add_parser(
         "repair",
-        help="truncate a partition at its first damaged batch, saying what is dropped",
+        help="say what truncating each partition at its first damaged batch would "
+        "drop; truncate with --yes",
     )
     repair.add_argument(
         "--url", help=f"file:PATH of the store (default: ${STORE_URL_ENV})"
@@ -27,22 +28,19 @@ def add_log_commands(groups: Any) -> None:
     repair.add_argument(
         "--yes",
         action="store_true",
-        help="really drop the damaged batches and everything after them",
+        help="really drop the damaged batches and everything after them (without "
+        "it, nothing changes: the command says what it would drop)",
     )
     repair.set_defaults(run=run_repair)
 
 
 def run_repair(args: argparse.Namespace) -> int:
+    """Without ``--yes`` a dry run: prints what each partition would lose and exits
+    1 if any would lose something. With it, repairs and prints what was dropped."""
     url = args.url or os.environ.get(STORE_URL_ENV)
     if not url or not url.startswith("file:"):
         raise ConfigurationError(
             "log repair works on the embedded file store: pass --url file:PATH"
-        )
-    if not args.yes:
-        raise ConfigurationError(
-            "log repair drops every batch from the first damaged one on, in each "
-            "partition it repairs; restore a copy instead if you have one, or add "
-            "--yes to repair"
         )
     from framework.log.backends.segments import SegmentLog
 
@@ -53,9 +51,19 @@ def run_repair(args: argparse.Namespace) -> int:
     with SegmentLog(root) as log:
         partitions = args.partition or range(log.topic_config(args.topic).partitions)
         for partition in partitions:
-            report = log.repair(args.topic, partition)
+            report = log.repair(args.topic, partition, dry_run=not args.yes)
             print(report)
             damaged += not report.clean
+    if not args.yes:
+        if damaged:
+            print(
+                f"dry run: nothing was changed. {damaged} partition(s) would lose the "
+                "data listed above; restore a copy instead if you have one, or run "
+                "again with --yes to drop it"
+            )
+            return 1
+        print("dry run: nothing was changed, and nothing would be dropped")
+        return 0
     if damaged:
         print(
             f"{damaged} partition(s) repaired; the stream index rebuilds itself on "

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import attrs
 
+from framework.log.backends.segments.fsutil import make_dirs
 from framework.projections.runner import ProjectionRunner
 
 logger = logging.getLogger("framework.projections")
@@ -74,8 +75,7 @@ class FileGroup:
         self._owned: dict[int, int] = {}
 
     def join(self) -> None:
-        self._members.mkdir(parents=True, exist_ok=True)
-        self._locks.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._members, self._locks)
         path = self._members / f"{self.member_id}.member"
         busy = 0
         for _ in range(200):

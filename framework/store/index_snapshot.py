@@ -15,6 +15,8 @@ import zlib
 from array import array
 from pathlib import Path
 
+from framework.log.backends.segments.fsutil import make_dirs
+
 logger = logging.getLogger("framework.store")
 
 MAGIC = b"FWSI"
@@ -84,7 +86,7 @@ def _decode_entries(
 def write(path: Path, streams: Streams, next_offset: int) -> None:
     """Replace the snapshot at ``path`` atomically (temp file, then rename).
     Raises ``OSError`` (a full disk, say), leaving no temp file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_bytes(encode(streams, next_offset))

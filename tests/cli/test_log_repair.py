@@ -40,19 +40,39 @@ def test_damage_mid_log_is_refused_until_repaired_and_the_repair_says_what_it_dr
         Application(url, settings=AppSettings(partitions=1)) as app,
     ):
         app.load(Account, account.id)
+    files = _files(tmp_path)
+    # Without --yes: a dry run that says what it would drop and changes nothing.
     assert main(["log", "repair", "--url", url]) == 1
-    assert "--yes" in capsys.readouterr().err
+    dry = capsys.readouterr().out
+    assert "events/0:" in dry
+    assert "would drop" in dry
+    assert "--yes" in dry
+    assert _files(tmp_path) == files
     assert main(["log", "repair", "--url", url, "--yes"]) == 0
     out = capsys.readouterr().out
     assert "events/0:" in out
     assert "dropped" in out
     assert "1 partition(s) repaired" in out
+    # The same file, byte, reason, offsets and byte count as the dry run promised.
+    (promised,) = (line for line in dry.splitlines() if line.startswith("events/0:"))
+    (done,) = (line for line in out.splitlines() if line.startswith("events/0:"))
+    assert done == promised.replace("would drop", "dropped").replace(
+        "would end", "now ends"
+    )
     with Application(url, settings=AppSettings(partitions=1)) as app:
         loaded = app.load(Account, account.id)
         assert 1 <= loaded.version < 6
         assert loaded.balance == sum(range(1, loaded.version))
     assert main(["log", "repair", "--url", url, "--yes"]) == 0
     assert "nothing dropped" in capsys.readouterr().out
+    assert main(["log", "repair", "--url", url]) == 0
+    assert "nothing would be dropped" in capsys.readouterr().out
+
+
+def _files(tmp_path: Path) -> dict[str, bytes]:
+    """Every file of the store's log and its bytes."""
+    log = tmp_path / "store" / "log"
+    return {str(p): p.read_bytes() for p in sorted(log.rglob("*")) if p.is_file()}
 
 
 def test_repair_wants_a_file_store(capsys: pytest.CaptureFixture[str]) -> None:

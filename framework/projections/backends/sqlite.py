@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from framework.errors import ProjectionError
+from framework.log.backends.segments.fsutil import make_dirs
 from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
@@ -251,7 +252,7 @@ class SQLiteReadModelStore:
                 "it); use MemoryReadModelStore for a store in memory"
             )
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(self.path).parent)
         self._busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._local = threading.local()

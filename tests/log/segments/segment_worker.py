@@ -6,6 +6,8 @@
 ``append DIR TAG N`` append N one-record batches tagged TAG, then exit
 ``cas DIR TAG N``    the same with conditional appends, retried on a stale end offset
 ``hold DIR``        take partition 0's writer lock of topic ``c``, say so, and sleep
+``synced DIR N``    append N batches, wait until the recovery point covers them, say
+                    so, and sleep (to be killed)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 from framework.errors import EndOffsetMismatchError
-from framework.log.backends.segments import SegmentLog
+from framework.log.backends.segments import SegmentLog, recoverypoint
 from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.partition import LOCK_FILE
 from framework.log.backends.segments.topics import partition_dir
@@ -119,6 +121,24 @@ def hold(path: str) -> None:
     time.sleep(60)
 
 
+def synced(path: str, count: int) -> None:
+    log = SegmentLog(path)
+    log.ensure_topic("c", CONFIG)
+    for i in range(count):
+        log.append("c", 0, [Record(value=f"synced:{i}".encode() + b"." * 50)])
+        print(f"acknowledged {i}", flush=True)
+    point_file = partition_dir(Path(path), "c", 0) / recoverypoint.FILE_NAME
+    # The point is written lazily, by a background thread: wait for it here, so
+    # that the test can rely on what it says.
+    while True:
+        point, _ = recoverypoint.read(point_file)
+        if point is not None and point.offset == count:
+            break
+        time.sleep(0.01)
+    print(f"synced {point.offset} {point.position}", flush=True)
+    time.sleep(600)
+
+
 if __name__ == "__main__":
     mode, directory, *rest = sys.argv[1:]
     if mode == "crash":
@@ -134,5 +154,7 @@ if __name__ == "__main__":
         cas(directory, rest[0], int(rest[1]))
     elif mode == "hold":
         hold(directory)
+    elif mode == "synced":
+        synced(directory, int(rest[0]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -4,10 +4,13 @@ acknowledged once, after the group's fsync, whichever thread ran it."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import pytest
 
@@ -85,7 +88,18 @@ def test_the_append_that_completes_a_group_commits_it_for_the_gathering_leader(
     assert (late.base, late.error, recorder.syncs) == (2, None, 2)
 
 
-def test_a_leader_whose_group_stays_short_commits_it_itself_after_gathering() -> None:
+def test_a_leader_whose_group_stays_short_commits_it_itself_after_gathering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gather window ends when the test says so, once both appends are queued,
+    # rather than after GATHER_SECONDS, which a busy machine can outlast.
+    window_ends = threading.Event()
+
+    def gather_until_told(wake: threading.Lock) -> bool:
+        assert window_ends.wait(10)
+        return wake.acquire(False)
+
+    monkeypatch.setattr(groupcommit, "_await_group", gather_until_told)
     recorder = Recorder()
     commit = GroupCommit(recorder.sync)
     commit._last_group = 3  # two of the last group's three appends come back
@@ -95,6 +109,8 @@ def test_a_leader_whose_group_stays_short_commits_it_itself_after_gathering() ->
     _wait_until(lambda: commit._gathering, "the leader to gather")
     other = threading.Thread(target=commit.submit, args=(second,), name="other")
     other.start()
+    _wait_until(lambda: commit.queued == 2, "the second append to queue")
+    window_ends.set()
     for thread in (leader, other):
         thread.join(10)
         assert not thread.is_alive()
@@ -148,21 +164,47 @@ class Interrupted(Exception):
     """Stands in for KeyboardInterrupt: raised in the main thread by a signal."""
 
 
+def _waits_for_its_turn(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is a thread blocked in ``GroupCommit._wait``, inside the
+    ``try`` that makes an interrupt leave the queue cleanly."""
+    if frame is None or frame.f_code is not GroupCommit._wait.__code__:
+        return False
+    lines, first = inspect.getsourcelines(GroupCommit._wait)
+    acquire = next(i for i, line in enumerate(lines) if "wake.acquire()" in line)
+    return frame.f_lineno == first + acquire
+
+
 @contextlib.contextmanager
-def _interrupt_after(seconds: float) -> Iterator[None]:
-    """Raise ``Interrupted`` in this (the main) thread after ``seconds``, wherever
-    it waits, as Ctrl-C would."""
+def _interrupt_once(ready: Callable[[], bool]) -> Iterator[None]:
+    """Raise ``Interrupted`` in this (the main) thread, as Ctrl-C would, once
+    ``ready()`` holds and the thread is waiting for its append's turn: a watcher
+    thread checks both, so the interrupt never lands early on a busy machine."""
+    main = threading.main_thread()
+    assert threading.current_thread() is main
+    assert main.ident is not None
+    ident = main.ident
 
     def handler(signum: int, frame: object) -> None:
         raise Interrupted
 
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if ready() and _waits_for_its_turn(sys._current_frames().get(ident)):
+                signal.pthread_kill(ident, signal.SIGUSR1)
+                return
+            stop.wait(0.001)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        stop.set()
+        watcher.join(10)
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_an_append_interrupted_while_queued_is_dropped_and_the_others_go_on() -> None:
@@ -173,7 +215,7 @@ def test_an_append_interrupted_while_queued_is_dropped_and_the_others_go_on() ->
     committing.start()
     assert recorder.entered.wait(10)
     # The main thread queues behind the commit in progress and is interrupted.
-    with pytest.raises(Interrupted), _interrupt_after(0.05):
+    with pytest.raises(Interrupted), _interrupt_once(lambda: commit.queued == 1):
         commit.submit(interrupted)
     assert commit.queued == 0
     assert isinstance(interrupted.error, LogError)
@@ -206,7 +248,7 @@ def test_an_append_interrupted_while_its_group_commits_does_not_stall_the_group(
     starter.start()
     # The main thread joins the group; the completer's write holds it while the
     # main thread is interrupted.
-    with pytest.raises(Interrupted), _interrupt_after(0.3):
+    with pytest.raises(Interrupted), _interrupt_once(recorder.entered.is_set):
         commit.submit(interrupted)
     assert recorder.entered.is_set()
     recorder.release.set()

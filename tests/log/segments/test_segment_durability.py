@@ -78,15 +78,25 @@ def test_four_threads_appending_share_fsyncs(
 
 
 def test_interval_topics_acknowledge_before_fsync_and_flush_in_the_background(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real = fsutil.sync_data
+    appended = threading.Event()
+
+    def held_until_appended(fd: int) -> None:
+        # The background flush waits for the appends: they must return without it.
+        assert appended.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(PARTITION + ".sync_data", held_until_appended)
     with SegmentLog(tmp_path) as log:
         log.create_topic("fast", TopicConfig(fsync="interval", fsync_interval_ms=20))
         for i in range(10):
             log.append("fast", 0, [Record(value=b"%d" % i)])
+        appended.set()
         deadline = time.monotonic() + 10
         while log.fsync_count == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.005)  # a condition polled, not a pause timed to pass
         assert 1 <= log.fsync_count < 10
     with SegmentLog(tmp_path) as log:
         assert log.end_offset("fast", 0) == 10

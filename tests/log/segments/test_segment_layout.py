@@ -11,6 +11,8 @@ import pytest
 from framework.errors import ConfigurationError
 from framework.log.backends.segments import SegmentLog
 from framework.log.backends.segments.errors import LogClosedError
+from framework.log.backends.segments.index import ENTRY as OFFSET_ENTRY
+from framework.log.backends.segments.timeindex import ENTRY as TIME_ENTRY
 from framework.log.config import TopicConfig
 from framework.log.records import Record
 
@@ -131,10 +133,22 @@ def test_missing_or_inconsistent_indexes_are_rebuilt_from_the_log(
         assert [
             log.offset_for_time("t", 0, ts) for ts in (0, 1500, 2035, 2990, 5000)
         ] == times
-    assert all(p.stat().st_size % 16 == 0 for p in (tmp_path / "t-0").glob("*index"))
+    folder = tmp_path / "t-0"
+    assert all(
+        p.stat().st_size % OFFSET_ENTRY.size == 0 for p in folder.glob("*.index")
+    )
+    assert all(
+        p.stat().st_size % TIME_ENTRY.size == 0 for p in folder.glob("*.timeindex")
+    )
     assert len(list((tmp_path / "t-0").glob("*.index"))) == len(
         list((tmp_path / "t-0").glob("*.log"))
     )
+
+
+def _with_offset(times: bytearray, offset: int) -> tuple[int, ...]:
+    """Time-index entry 1 naming ``offset``, its other fields as they were."""
+    timestamp, _, *rest = TIME_ENTRY.unpack_from(times, TIME_ENTRY.size)
+    return (timestamp, offset, *rest)
 
 
 def test_an_index_entry_pointing_at_the_wrong_batch_is_noticed_on_read(
@@ -155,7 +169,7 @@ def test_an_index_entry_pointing_at_the_wrong_batch_is_noticed_on_read(
     index.write_bytes(bytes(data))
     timeindex = index.with_suffix(".timeindex")
     times = bytearray(timeindex.read_bytes())
-    times[24:32] = entry.to_bytes(8, "big")
+    TIME_ENTRY.pack_into(times, TIME_ENTRY.size, *_with_offset(times, entry))
     timeindex.write_bytes(bytes(times))
     with SegmentLog(tmp_path) as log:
         assert [r.value for r in log.read_at("t", 0, [entry, entry + 1])] == [
@@ -224,7 +238,7 @@ def test_a_wrong_time_index_entry_is_noticed_when_seeking_by_time(
     data, times = bytearray(index.read_bytes()), bytearray(timeindex.read_bytes())
     entry = int.from_bytes(data[16:24], "big") + 1  # entry 1 now names a later batch
     data[16:24] = entry.to_bytes(8, "big")
-    times[24:32] = entry.to_bytes(8, "big")
+    TIME_ENTRY.pack_into(times, TIME_ENTRY.size, *_with_offset(times, entry))
     index.write_bytes(bytes(data))
     timeindex.write_bytes(bytes(times))
     with SegmentLog(tmp_path) as log:

@@ -77,17 +77,19 @@ def test_a_torn_last_batch_is_cut_off_on_open(
 
 
 @PREALLOCATE
-def test_a_last_batch_failing_its_crc_is_cut_off(
+def test_a_last_batch_past_the_recovery_point_failing_its_crc_is_cut_off(
     tmp_path: Path, preallocate: bool
 ) -> None:
     make(tmp_path, 5, preallocate=preallocate)
     log_file = tmp_path / "t-0" / ACTIVE
-    data = bytearray(log_file.read_bytes())
-    data[data_end(log_file) - 3] ^= 0xFF
-    log_file.write_bytes(bytes(data))
+    end = data_end(log_file)
+    torn = bytearray(batch_bytes(5, b"never synced"))
+    torn[-3] ^= 0xFF
+    write_at(log_file, end, bytes(torn))  # past what closing recorded as synced
     with SegmentLog(tmp_path, preallocate=preallocate) as log:
-        assert log.end_offset("t", 0) == 4
-        assert log.append("t", 0, [Record(value=b"next")]).base_offset == 4
+        assert log.end_offset("t", 0) == 5
+        assert data_end(log_file) == end
+        assert log.append("t", 0, [Record(value=b"next")]).base_offset == 5
 
 
 @PREALLOCATE

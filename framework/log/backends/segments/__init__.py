@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from framework.log.backends.segments.errors import (
     CorruptSegmentError,
+    DiskFullError,
     LogLockTimeoutError,
+    LogStorageError,
     OffsetCompactedError,
 )
 from framework.log.backends.segments.groupcommit import FsyncFailedError
@@ -14,8 +16,10 @@ from framework.log.backends.segments.recovery import RepairReport
 
 __all__ = [
     "CorruptSegmentError",
+    "DiskFullError",
     "FsyncFailedError",
     "LogLockTimeoutError",
+    "LogStorageError",
     "OffsetCompactedError",
     "RepairReport",
     "SegmentLog",

@@ -13,13 +13,14 @@ import logging
 import os
 from collections.abc import Sequence
 
-from framework.errors import EndOffsetMismatchError, LogError
+from framework.errors import EndOffsetMismatchError
 from framework.log.backends.segments.batch import (
     COMPRESSION_NONE,
     EncodedBatch,
     encode_batch,
     encode_record,
 )
+from framework.log.backends.segments.errors import storage_error
 from framework.log.backends.segments.fsutil import sync_data, sync_dir, write_all
 from framework.log.backends.segments.groupcommit import Pending
 from framework.log.backends.segments.partition import Partition
@@ -127,9 +128,11 @@ def _write_run(
     except OSError as exc:
         _undo_write(segment, position)
         part.reload()
-        raise LogError(
-            f"writing {segment.log_path} at byte {position} failed ({exc}); this "
-            "append was not written. Check free disk space and permissions, then retry"
+        raise storage_error(
+            exc,
+            segment.log_path,
+            f"writing a batch at byte {position} of",
+            "This append was not written. ",
         ) from exc
 
 
@@ -153,18 +156,44 @@ def _should_roll(part: Partition, segment: Segment, encoded: EncodedBatch) -> bo
 
 
 def _roll(part: Partition, segment: Segment) -> Segment:
+    """Seal ``segment`` and start the next one. Raises ``LogStorageError`` (nothing
+    written; the next append tries again) if the new file cannot be made."""
     # A sealed segment ends at its last batch: its preallocated tail goes before the
     # next segment exists, so that finding zeros at the end of a segment's data
     # always means it is still the active one (``Partition.follow``).
     os.ftruncate(segment.fd, segment.size)
     segment.allocated = segment.size
     # The old segment must be durable before batches land in the new one: a group's
-    # fsync covers only the active segment.
-    sync_data(segment.fd)
+    # fsync covers only the active segment. If that fails, the appends written to
+    # it and not yet acknowledged must never be (see ``GroupCommit.fail``).
+    try:
+        sync_data(segment.fd)
+    except OSError as exc:
+        raise part.commit.fail(exc) from exc
     if segment.index_stale:
-        segment.write_index()
-    rolled = Segment.open(part.directory, segment.next_offset, create=True)
-    sync_dir(part.directory)
+        _write_index(part, segment)
+    rolled_path = part.directory / f"{segment.next_offset:020d}.log"
+    not_written = "This append was not written; the next one tries again. "
+    try:
+        rolled = Segment.open(part.directory, segment.next_offset, create=True)
+    except OSError as exc:
+        raise storage_error(exc, rolled_path, "creating", not_written) from exc
+    try:
+        sync_dir(part.directory)
+    except OSError as exc:
+        # The file exists: the next append's catch-up adopts it as the active one.
+        rolled.close()
+        raise storage_error(exc, part.directory, "syncing", not_written) from exc
     part.segments.append(rolled)
     part.bases.append(rolled.base_offset)
     return rolled
+
+
+def _write_index(part: Partition, segment: Segment) -> None:
+    """Rewrite a segment's index files; a failure is logged, not raised: they are
+    hints, rebuilt from the log when missing, and the append goes on."""
+    try:
+        segment.write_index()
+    except OSError as exc:
+        segment.index_stale = part.stale_indexes = True
+        logger.warning("could not rewrite %s: %s", segment.index_path, exc)

@@ -161,13 +161,17 @@ def _rewrite(
     tmp = segment.log_path.with_name(segment.log_path.name + CLEANED)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        position = 0
-        for base, encoded in zip(bases, kept_batches, strict=True):
-            write_all(fd, encoded.framed(base), position)
-            position += encoded.size
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            position = 0
+            for base, encoded in zip(bases, kept_batches, strict=True):
+                write_all(fd, encoded.framed(base), position)
+                position += encoded.size
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written copy
+        raise
     # Index files go first: a crash before the rename leaves the old log without an
     # index (rebuilt), after it the new log without one (rebuilt too).
     segment.time_path.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 from framework.errors import CorruptLogError, LogError, OffsetOutOfRangeError
@@ -61,6 +63,60 @@ class CorruptSegmentError(CorruptLogError):
         super().__init__(
             f"{path} is corrupt at byte {position}: {what}. The data from there on "
             "cannot be trusted; restore the partition from a backup or replica, or "
-            "call SegmentLog.repair(topic, partition) to truncate it at the first bad "
-            "batch (it reports what it drops)"
+            "truncate it at the first bad batch with `python -m framework log "
+            "repair` (run without --yes, it says what it would drop) or "
+            "SegmentLog.repair(topic, partition)"
         )
+
+
+class LogStorageError(LogError):
+    """A file or folder of the log could not be written or created: names it, what
+    was being done, and the system's error (``errno``)."""
+
+    def __init__(
+        self, path: Path, doing: str, exc: OSError, consequence: str = ""
+    ) -> None:
+        self.path = path
+        self.doing = doing
+        self.errno = exc.errno
+        super().__init__(self._message(path, doing, exc, consequence))
+
+    @staticmethod
+    def _message(path: Path, doing: str, exc: OSError, consequence: str) -> str:
+        return (
+            f"{doing} {path} failed ({exc.strerror or exc}). {consequence}Check the "
+            "file system and the permissions, then retry"
+        )
+
+
+class DiskFullError(LogStorageError):
+    """The file system holding the log is full, out of inodes or over a quota
+    (``ENOSPC``, ``EDQUOT``). Retrying helps once space is freed."""
+
+    retriable = True
+
+    @staticmethod
+    def _message(path: Path, doing: str, exc: OSError, consequence: str) -> str:
+        return (
+            f"{doing} {path} failed ({exc.strerror or exc}): the file system holding "
+            "it is full, out of inodes, or over a quota. "
+            f"{consequence}Free space on it (see `df -h` and `df -i`), then retry"
+        )
+
+
+#: The errors of a file system that has no room left (space, inodes, or quota).
+_FULL = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
+)
+
+
+def storage_error(
+    exc: OSError, path: Path, doing: str, consequence: str = ""
+) -> LogStorageError:
+    """The ``LogError`` for ``exc``, raised while ``doing`` (a phrase such as
+    "writing a batch to") ``path``, or the file the system names; ``consequence``
+    says what did or did not happen (a sentence ending in a space)."""
+    named = exc.filename
+    where = Path(named) if isinstance(named, (str, os.PathLike)) else path
+    kind = DiskFullError if exc.errno in _FULL else LogStorageError
+    return kind(where, doing, exc, consequence)

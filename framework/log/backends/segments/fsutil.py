@@ -25,6 +25,35 @@ def sync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(*paths: Path) -> None:
+    """Create each directory of ``paths`` and its missing parents, durably: the
+    folder holding each new directory is fsynced before this returns (once, however
+    many were made in it), so nothing stored inside can outlive its directory's
+    entry in a power failure. A directory that already exists costs one ``stat``.
+
+    A directory another process created meanwhile counts as new: its creator may
+    not have synced its entry yet.
+    """
+    parents: dict[Path, None] = {}  # ordered, for one fsync each
+    for path in paths:
+        missing: list[Path] = []
+        folder = Path(path)
+        while not folder.is_dir():
+            missing.append(folder)
+            if folder.parent == folder:
+                break
+            folder = folder.parent
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, 0o755)
+            except FileExistsError:
+                if not directory.is_dir():
+                    raise
+            parents[directory.parent] = None
+    for parent in parents:
+        sync_dir(parent)
+
+
 def write_all(fd: int, parts: Sequence[bytes], position: int) -> None:
     """Write ``parts`` back to back at ``position``; short writes are continued."""
     total = sum(map(len, parts))
@@ -48,9 +77,14 @@ def replace_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        write_all(fd, [data], 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            write_all(fd, [data], 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk must not leave half-written temporary files behind.
+        tmp.unlink(missing_ok=True)
+        raise
     sync_dir(path.parent)

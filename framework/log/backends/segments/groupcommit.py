@@ -24,6 +24,7 @@ woken threads one after another regardless.)
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 
@@ -32,6 +33,13 @@ from framework.log.backends.segments.batch import EncodedBatch
 
 #: How long a leader waits for the appenders of the last group to queue again.
 GATHER_SECONDS = 0.0005
+
+
+def _await_group(wake: threading.Lock) -> bool:
+    """Wait out a leader's gather window: ``True`` if it was woken meanwhile (the
+    group filled and was committed by the append that completed it). A seam for
+    tests, which end the window when they choose instead of racing the clock."""
+    return wake.acquire(True, GATHER_SECONDS)
 
 
 class FsyncFailedError(LogError):
@@ -208,7 +216,7 @@ class GroupCommit:
         commits it, and this thread is woken when it is done; if it stays short,
         this thread commits what has queued."""
         try:
-            if wake.acquire(True, GATHER_SECONDS):
+            if _await_group(wake):
                 group = None
             else:
                 with self._lock:
@@ -321,6 +329,17 @@ class GroupCommit:
             return
         self.fsyncs += 1
 
+    def fail(self, exc: OSError) -> FsyncFailedError:
+        """Note an fsync that failed outside a group (a roll syncing the segment it
+        seals): appends written before it must never be acknowledged, nor any
+        after. Returns the error to raise."""
+        message = _fsync_failed(exc)
+        with self._lock:
+            self._failure = message
+        error = FsyncFailedError(message)
+        error.__cause__ = exc
+        return error
+
     def sync_now(self) -> None:
         """Make every batch written so far durable (the interval flusher, close)."""
         if self._failure is not None:
@@ -337,7 +356,9 @@ class GroupCommit:
 
 
 def _fsync_failed(exc: OSError) -> str:
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    check = "Free space on the disk" if full else "Check the disk"
     return (
-        f"fsync failed ({exc}); appends not yet acknowledged may be lost. Check the "
-        "disk, then open the log again (recovery cuts off any torn batch)"
+        f"fsync failed ({exc}); appends not yet acknowledged may be lost. {check}, "
+        "then open the log again (recovery cuts off any torn batch)"
     )

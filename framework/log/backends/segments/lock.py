@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from framework.log.backends.segments.errors import storage_error
+
 #: First and longest pause between attempts while another writer holds the lock.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.005
@@ -28,7 +30,12 @@ class FileLock:
 
     def _ensure_open(self) -> int:
         if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise storage_error(
+                    exc, self.path, "opening the lock file", "Nothing was written. "
+                ) from exc
         return self._fd
 
     def try_acquire(self) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from framework.errors import (
@@ -21,8 +22,9 @@ from framework.errors import (
 )
 from framework.log.backends.segments import cleaner, reader, recovery
 from framework.log.backends.segments.appender import encode_for_append, write
-from framework.log.backends.segments.errors import LogClosedError
+from framework.log.backends.segments.errors import LogClosedError, storage_error
 from framework.log.backends.segments.flusher import Flusher
+from framework.log.backends.segments.fsutil import make_dirs
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.topics import TopicCatalog
 from framework.log.config import TopicConfig
@@ -31,6 +33,16 @@ from framework.log.records import AppendResult, LogRecord, Record
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+@contextmanager
+def _storage_errors(path: Path, doing: str) -> Iterator[None]:
+    """Raise the system's errors of a maintenance task as ``LogStorageError``s (a
+    full disk as ``DiskFullError``), naming the file where the system does."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, path, doing) from exc
 
 
 class SegmentLog:
@@ -52,7 +64,10 @@ class SegmentLog:
         preallocate: bool = True,
     ) -> None:
         self.root = Path(path)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            make_dirs(self.root)
+        except OSError as exc:
+            raise storage_error(exc, self.root, "creating the log folder") from exc
         self.lock_timeout = lock_timeout
         self.preallocate = preallocate
         self._catalog = TopicCatalog(self.root, lock_timeout)
@@ -228,10 +243,11 @@ class SegmentLog:
         record), then the oldest while a partition is over ``retention_bytes``. The
         active segment always stays. Returns the number of segments deleted."""
         config = self.topic_config(topic)
-        return sum(
-            cleaner.enforce_retention(self._partition(topic, p), _now_ms())
-            for p in range(config.partitions)
-        )
+        with _storage_errors(self.root, "enforcing retention in"):
+            return sum(
+                cleaner.enforce_retention(self._partition(topic, p), _now_ms())
+                for p in range(config.partitions)
+            )
 
     def compact(self, topic: str) -> int:
         """Rewrite the sealed segments of every partition keeping only the latest
@@ -242,15 +258,22 @@ class SegmentLog:
         the ones meant for it.
         """
         config = self.topic_config(topic)
-        return sum(
-            cleaner.compact(self._partition(topic, p)) for p in range(config.partitions)
-        )
+        with _storage_errors(self.root, "compacting in"):
+            return sum(
+                cleaner.compact(self._partition(topic, p))
+                for p in range(config.partitions)
+            )
 
-    def repair(self, topic: str, partition: int) -> recovery.RepairReport:
+    def repair(
+        self, topic: str, partition: int, *, dry_run: bool = False
+    ) -> recovery.RepairReport:
         """Check every batch of a partition and truncate it at the first bad one,
         deleting later segments; returns what was dropped (nothing if it was sound).
-        Use after a ``CorruptLogError`` once no backup is to be restored."""
-        return recovery.repair(self._partition(topic, partition))
+        Use after a ``CorruptLogError`` once no backup is to be restored. With
+        ``dry_run`` nothing changes: the report says what would be dropped."""
+        part = self._partition(topic, partition)
+        with _storage_errors(part.directory, "repairing"):
+            return recovery.repair(part, dry_run=dry_run)
 
     @property
     def fsync_count(self) -> int:

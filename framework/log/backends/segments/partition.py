@@ -4,7 +4,9 @@
 Three locks, always taken in this order: ``write_lock`` (one writer per process),
 the partition's file lock (one writer across processes), ``state`` (the view, held
 briefly; readers take only this one). Appends go through ``groupcommit`` and
-``appender``; their fsync happens after all three locks are released.
+``appender``; their fsync happens after all three locks are released. What the
+fsyncs covered becomes the recovery point (``recoverypoint``), written by the
+background flusher, and bounds what opening may take for a torn write.
 """
 
 from __future__ import annotations
@@ -19,20 +21,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from framework.errors import LogError
-from framework.log.backends.segments import preallocation, tail
+from framework.log.backends.segments import preallocation, recoverypoint, tail
 from framework.log.backends.segments.batch import (
     HEADER_SIZE,
     BatchHeader,
     EncodedBatch,
 )
 from framework.log.backends.segments.compression import compressor
-from framework.log.backends.segments.errors import LogClosedError, LogLockTimeoutError
+from framework.log.backends.segments.errors import (
+    CorruptSegmentError,
+    LogClosedError,
+    LogLockTimeoutError,
+    storage_error,
+)
 from framework.log.backends.segments.flusher import Flusher
-from framework.log.backends.segments.fsutil import sync_data
+from framework.log.backends.segments.fsutil import make_dirs, sync_data, sync_dir
 from framework.log.backends.segments.groupcommit import GroupCommit, Pending
 from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.preallocation import ZERO_HEADER
-from framework.log.backends.segments.segment import Segment, segment_bases
+from framework.log.backends.segments.segment import Segment, file_name, segment_bases
 from framework.log.backends.segments.topics import partition_dir
 from framework.log.backends.segments.walk import walk
 from framework.log.config import TopicConfig
@@ -40,6 +47,9 @@ from framework.log.config import TopicConfig
 logger = logging.getLogger("framework.log")
 
 LOCK_FILE = "writer.lock"
+#: How long the background writer of a recovery point waits for the file lock
+#: before it tries again later.
+_RECOVERY_POINT_LOCK_WAIT = 1.0
 
 
 class Partition:
@@ -86,6 +96,8 @@ class Partition:
         self.stale_indexes = False
         self._next_flush = 0.0
         self._closed = False
+        #: The recovery point, and how far this process synced past it.
+        self.recovery = recoverypoint.Tracker(self.directory)
 
     # -- locking ----------------------------------------------------------------------
 
@@ -142,16 +154,32 @@ class Partition:
                 return
 
     def _load_once(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        bases = segment_bases(self.directory)
+        # Read before the segments: it then names nothing they lack (a process
+        # writes it only for bytes it had written, and synced, before).
+        point = self.recovery.read()
+        bases = segment_bases(self.directory) if self.directory.is_dir() else []
         segments: list[Segment] = []
         try:
             if not bases:
-                segments.append(Segment.open(self.directory, 0, create=True))
+                segments.append(self._first_segment())
             else:
                 segments.extend(Segment.open(self.directory, b) for b in bases)
-            for i, segment in enumerate(segments):
-                self._load_segment(segment, sealed=i < len(segments) - 1)
+            active = segments[-1]
+            if point is not None and point.base > active.base_offset:
+                raise CorruptSegmentError(
+                    self.directory / file_name(point.base, ".log"),
+                    0,
+                    "the recovery point says this segment was synced up to byte "
+                    f"{point.position} (offset {point.offset}), but the file is "
+                    "missing",
+                )
+            for segment in segments[:-1]:  # any damage in them is raised anyway
+                self._load_segment(segment, sealed=True, synced_end=0)
+            self._load_segment(
+                active,
+                sealed=False,
+                synced_end=recoverypoint.synced_end(point, active.base_offset),
+            )
             for before, after in itertools.pairwise(segments):
                 if before.next_offset != after.base_offset:
                     raise before.corrupt(
@@ -166,10 +194,40 @@ class Partition:
             raise
         self.segments = segments
         self.bases = [s.base_offset for s in segments]
+        self.recovery.loaded(point)
+        if point is None and any(s.size for s in segments):
+            logger.info(
+                "%s: no recovery point; nothing of the partition is known to be "
+                "synced, so damage at the end of %s would be cut off as a torn write",
+                self.recovery.path,
+                segments[-1].log_path.name,
+            )
 
-    def _load_segment(self, segment: Segment, *, sealed: bool) -> None:
+    def _first_segment(self) -> Segment:
+        """Create the partition's folder and first segment, durably: appends to it
+        are acknowledged once fsynced, so its entry must last too."""
+        path = self.directory / file_name(0, ".log")
+        try:
+            make_dirs(self.directory)
+            segment = Segment.open(self.directory, 0, create=True)
+        except OSError as exc:
+            raise storage_error(exc, path, "creating", "Nothing was written. ") from exc
+        try:
+            sync_dir(self.directory)
+        except OSError as exc:
+            segment.close()
+            raise storage_error(exc, self.directory, "syncing") from exc
+        return segment
+
+    def synced_end(self, segment: Segment, *, fresh: bool) -> int:
+        """Bytes of ``segment`` known to be synced: damage below them is never
+        taken for a torn write (``recoverypoint.Tracker.synced_end``)."""
+        return self.recovery.synced_end(segment.base_offset, fresh=fresh)
+
+    def _load_segment(self, segment: Segment, *, sealed: bool, synced_end: int) -> None:
         """Learn a segment from its index files and a walk over the bytes after the
-        last index entry that proves valid (all of them if the index is unusable)."""
+        last index entry that proves valid (all of them if the index is unusable).
+        Damage or missing data below ``synced_end`` is raised, never cut off."""
         file_size = segment.allocated = segment.file_size()
         if segment.load_index():
             dropped = 0
@@ -198,13 +256,25 @@ class Partition:
             if sealed:
                 raise segment.corrupt(problem.position, problem.reason)
             self._note_tail(
-                tail.judge_problem(segment, problem, file_size, writer=False),
+                tail.judge_problem(
+                    segment, problem, file_size, writer=False, synced_end=synced_end
+                ),
                 writer=False,
             )
         elif segment.size < file_size:
             self._note_tail(
-                tail.judge_zeros(segment, file_size, sealed=sealed, writer=False),
+                tail.judge_zeros(
+                    segment,
+                    file_size,
+                    sealed=sealed,
+                    writer=False,
+                    synced_end=synced_end,
+                ),
                 writer=False,
+            )
+        elif synced_end != recoverypoint.ALL:  # (a sealed segment ends at its end)
+            tail.check_synced(
+                segment, segment.size, synced_end, "the segment's file ends here"
             )
         if segment.index_stale:
             self.stale_indexes = True
@@ -248,7 +318,11 @@ class Partition:
             if os.pread(segment.fd, HEADER_SIZE, segment.size) == ZERO_HEADER:
                 if writer and self._torn:
                     self._torn = tail.judge_zeros(
-                        segment, segment.file_size(), sealed=False, writer=True
+                        segment,
+                        segment.file_size(),
+                        sealed=False,
+                        writer=True,
+                        synced_end=self.synced_end(segment, fresh=True),
                     )
                 return
             stat = os.fstat(segment.fd)
@@ -270,14 +344,23 @@ class Partition:
                     # A reader does not scan for corruption here: in preallocated
                     # space a write in flight looks the same; the next writer judges.
                     judged = tail.judge_problem(
-                        segment, problem, file_size, writer=writer, scan=writer
+                        segment,
+                        problem,
+                        file_size,
+                        writer=writer,
+                        synced_end=self.synced_end(segment, fresh=writer),
+                        scan=writer,
                     )
                     self._note_tail(judged, writer=writer)
                     return
                 if segment.size < file_size:  # stopped at preallocated zeros
                     if writer and self._torn:
                         self._torn = tail.judge_zeros(
-                            segment, file_size, sealed=False, writer=True
+                            segment,
+                            file_size,
+                            sealed=False,
+                            writer=True,
+                            synced_end=self.synced_end(segment, fresh=True),
                         )
                     return
             if writer:
@@ -312,7 +395,9 @@ class Partition:
             return False
         adopted = Segment.open(self.directory, base)
         try:
-            self._load_segment(adopted, sealed=False)
+            self._load_segment(
+                adopted, sealed=False, synced_end=self.synced_end(adopted, fresh=True)
+            )
         except BaseException:
             adopted.close()
             raise
@@ -406,25 +491,63 @@ class Partition:
         with self.state:
             segment = self.segments[-1]
             segment.pins += 1
+            # Written before the fsync starts, so the fsync covers them.
+            covered = (segment.base_offset, segment.size, segment.next_offset)
+        synced = False
         try:
             sync_data(segment.fd)
+            synced = True
         finally:
             # ``unpin`` for one segment, without a list: this runs on every append.
             with self.state:
                 segment.pins -= 1
-                if segment.retired and segment.pins == 0:
-                    segment.close()
+                if segment.retired:
+                    if segment.pins == 0:
+                        segment.close()
+                elif synced and covered > self.recovery.synced:
+                    self.recovery.synced = covered
+        if not self.recovery.pending:
+            # The flusher writes it, at most once a ``recoverypoint.INTERVAL``: an
+            # append adds no write and no fsync for it.
+            self.recovery.pending = True
+            self.flusher.watch(self)
 
     def flush_if_due(self, now: float) -> float:
-        """For ``fsync="interval"``: fsync if the interval has passed."""
-        interval = self.config.fsync_interval_ms / 1000
-        if not self._next_flush:
-            self._next_flush = now + interval  # the first flush is one interval away
-        elif now >= self._next_flush:
-            if self.commit.dirty and not self._closed:
-                self.commit.sync_now()
-            self._next_flush = now + interval
-        return self._next_flush
+        """The background flusher's turn: for ``fsync="interval"`` fsync if the
+        interval has passed; write the recovery point if it moved and is due.
+        Returns when to be called again."""
+        recovery = self.recovery
+        due = now + recoverypoint.INTERVAL
+        if self.interval:
+            interval = self.config.fsync_interval_ms / 1000
+            if not self._next_flush:
+                self._next_flush = now + interval  # the first is one interval away
+            elif now >= self._next_flush:
+                if self.commit.dirty and not self._closed:
+                    self.commit.sync_now()
+                self._next_flush = now + interval
+            due = self._next_flush
+        if recovery.pending and not self._closed:
+            if now >= recovery.due:
+                recovery.due = now + recoverypoint.INTERVAL
+                self.save_recovery_point(wait=_RECOVERY_POINT_LOCK_WAIT)
+            due = min(due, recovery.due)
+        return due
+
+    def save_recovery_point(self, *, wait: float) -> bool:
+        """Write what this process synced as the recovery point, unless the file
+        already says as much; waits up to ``wait`` seconds for the file lock.
+        Returns ``False`` if the lock stayed busy (the point stays pending). A
+        failed write is logged, never raised: the point is a safeguard, not data,
+        and the next save tries again."""
+        with self.write_lock:
+            if not self.file_lock.acquire(wait):
+                return False
+            try:
+                self.recovery.save()
+            finally:
+                self.file_lock.release()
+        return True
 
     def close(self) -> None:
         if self._closed:
@@ -433,6 +556,20 @@ class Partition:
             try:
                 self.commit.sync_now()
             except LogError as exc:
+                logger.warning("closing %s/%s: %s", self.topic, self.number, exc)
+        if self._loaded and self.recovery.behind():
+            try:
+                # Briefly: a writer holds the lock for one write at a time, and a
+                # point not written only makes the next open more willing to cut.
+                if not self.save_recovery_point(wait=_RECOVERY_POINT_LOCK_WAIT):
+                    logger.warning(
+                        "closing %s/%s: the writer lock %s stayed busy, so the "
+                        "recovery point was not brought up to date",
+                        self.topic,
+                        self.number,
+                        self.file_lock.path,
+                    )
+            except (OSError, LogError) as exc:
                 logger.warning("closing %s/%s: %s", self.topic, self.number, exc)
         with self.state:
             self._closed = True

@@ -173,12 +173,25 @@ def _read_segment(
         if reached == 0:
             # One batch is larger than the chunk: read it whole.
             size = PREFIX.unpack_from(buf, 0)[0] + LENGTH_SIZE
+            _check_fits(segment, pos, size, stop)
             if len(buf) < min(chunk, stop - pos) or size <= len(buf):
                 raise segment.corrupt(pos, "the file is shorter than its known batches")
             chunk = size
             continue
         pos += reached
         chunk = min(chunk * 2, _LARGEST_CHUNK)
+
+
+def _check_fits(segment: Segment, pos: int, size: int, stop: int) -> None:
+    """A batch whose length runs past the segment's known data is damage: reading
+    more would never reach its end (the data there has been checked to end at
+    ``stop``)."""
+    if pos + size > stop:
+        raise segment.corrupt(
+            pos,
+            f"the batch claims {size} bytes, which run past the end of the "
+            f"segment's data at byte {stop}",
+        )
 
 
 def read_at(part: Partition, offsets: Sequence[int]) -> list[LogRecord]:
@@ -340,6 +353,7 @@ def iter_batches(
             expected = header.last_offset + 1
             rel += size
         if rel == 0:
+            _check_fits(segment, pos, size, stop)
             if len(buf) < min(chunk, stop - pos) or size <= len(buf):
                 raise segment.corrupt(pos, "the file is shorter than its known batches")
             chunk = size
@@ -366,10 +380,13 @@ def _offset_for_time(part: Partition, timestamp: int) -> int | None:
     for segment in part.segments:
         if segment.max_timestamp < timestamp:
             continue
-        entry, position = segment.position_for_time(timestamp)
+        entry, position, claimed = segment.position_for_time(timestamp)
         for pos, header, buf, rel in iter_batches(
             segment, position, segment.size, entry
         ):
+            if pos == position and position and header.max_timestamp > claimed:
+                # The entry claims a running maximum below this very batch's.
+                raise _IndexMismatch(segment, pos)
             if header.max_timestamp < timestamp:
                 continue
             for record in decode_batch(part, segment, pos, buf, rel):

@@ -1,8 +1,10 @@
 """Repair: check every batch of a partition and cut it off at the first bad one.
 
-Opening a partition already cuts off a torn last batch; ``repair`` is for what
-opening refuses to guess about (a bad batch inside a sealed segment, or followed by
-valid data), after the operator chose to lose the data from there on.
+Opening a partition already cuts off a torn write past the recovery point;
+``repair`` is for what opening refuses to guess about (damage below the recovery
+point, a bad batch inside a sealed segment or followed by valid data, synced data
+missing), after the operator chose to lose the data from there on. A dry run says
+what it would drop and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 
 import attrs
 
-from framework.log.backends.segments import preallocation
-from framework.log.backends.segments.fsutil import sync_dir
+from framework.log.backends.segments import preallocation, recoverypoint
+from framework.log.backends.segments.fsutil import make_dirs, sync_dir
 from framework.log.backends.segments.partition import Partition
+from framework.log.backends.segments.recoverypoint import RecoveryPoint
 from framework.log.backends.segments.segment import Segment, file_name, segment_bases
 from framework.log.backends.segments.walk import Problem, valid_batch_after, walk
 
@@ -24,7 +27,8 @@ logger = logging.getLogger("framework.log")
 
 @attrs.frozen(kw_only=True)
 class RepairReport:
-    """What ``repair`` found and dropped; ``clean`` if it dropped nothing."""
+    """What ``repair`` found and dropped (or, for a ``dry_run``, would drop);
+    ``clean`` if there is nothing to drop."""
 
     topic: str
     partition: int
@@ -37,6 +41,8 @@ class RepairReport:
     end_offset: int
     dropped_bytes: int = 0
     deleted_segments: tuple[Path, ...] = ()
+    #: Only checked: nothing was changed.
+    dry_run: bool = False
 
     @property
     def clean(self) -> bool:
@@ -45,61 +51,141 @@ class RepairReport:
     def __str__(self) -> str:
         where = f"{self.topic}/{self.partition}"
         if self.clean:
-            return f"{where}: every batch is sound; nothing dropped"
+            done = "nothing to drop" if self.dry_run else "nothing dropped"
+            return f"{where}: every batch is sound; {done}"
+        later = len(self.deleted_segments)
+        names = ", ".join(p.name for p in self.deleted_segments)
+        if self.dry_run:
+            drop, end = "would drop", "would end"
+        else:
+            drop, end = "dropped", "now ends"
         return (
-            f"{where}: {self.file} byte {self.position}: {self.reason}; dropped "
+            f"{where}: {self.file} byte {self.position}: {self.reason}; {drop} "
             f"{self.dropped_bytes} bytes from offset {self.first_dropped_offset} on "
-            f"and {len(self.deleted_segments)} later segment(s); the partition now "
-            f"ends at offset {self.end_offset}"
+            f"and {later} later segment(s){f' ({names})' if later else ''}; the "
+            f"partition {end} at offset {self.end_offset}"
         )
 
 
-def repair(part: Partition) -> RepairReport:
+def repair(part: Partition, *, dry_run: bool = False) -> RepairReport:
     """Walk every batch of every segment; truncate at the first bad one and delete
-    the segments after it. Holds the partition's locks throughout."""
+    the segments after it. Holds the partition's locks throughout. A ``dry_run``
+    changes nothing (not even this process's view of the partition) and reports
+    what would be dropped.
+
+    A cut moves the recovery point back to the new end, in a new epoch (see
+    ``recoverypoint``); data missing below the recovery point is reported too, and
+    the point moved back to where the data ends."""
     with part.writing(), part.state:
-        for segment in part.segments:
-            part.retire(segment)
-        part.segments, part.bases = [], []
-        part.directory.mkdir(parents=True, exist_ok=True)
-        bases = segment_bases(part.directory)
-        report = RepairReport(topic=part.topic, partition=part.number, end_offset=0)
+        if not dry_run:
+            for segment in part.segments:
+                part.retire(segment)
+            part.segments, part.bases = [], []
+            make_dirs(part.directory)
+        bases = segment_bases(part.directory) if part.directory.is_dir() else []
+        point, _ = recoverypoint.read(part.directory / recoverypoint.FILE_NAME)
+        report = RepairReport(
+            topic=part.topic, partition=part.number, end_offset=0, dry_run=dry_run
+        )
         for i, base in enumerate(bases):
             segment = Segment.open(part.directory, base)
             try:
-                file_size = segment.file_size()
-                problem = walk(segment.fd, 0, file_size, base, segment.note_batch)
-                if problem is None and segment.size < file_size:
-                    problem = _after_zeros(segment, file_size)
                 following = bases[i + 1] if i + 1 < len(bases) else None
-                if problem is None and following not in (None, segment.next_offset):
-                    problem = Problem(
-                        segment.size,
-                        f"the segment ends at offset {segment.next_offset} but "
-                        f"{file_name(following or 0, '.log')} starts at {following}",
-                        incomplete=False,
-                    )
+                problem = _problem(segment, following, point)
                 if problem is None:
-                    segment.write_index()
+                    if not dry_run:
+                        segment.write_index()
                     report = attrs.evolve(report, end_offset=segment.next_offset)
                     continue
-                report = _cut(part, segment, problem, file_size, bases[i + 1 :])
+                later = bases[i + 1 :]
+                if dry_run:
+                    report = _measure(part, segment, problem, later, report=report)
+                else:
+                    report = _cut(
+                        part, segment, problem, later, point=point, report=report
+                    )
                 break
             finally:
                 segment.close()
-        part.reload()
-        if not report.clean:
+        if not dry_run:
+            part.reload()
+        if not report.clean and not dry_run:
             logger.warning("repair: %s", report)
         return report
+
+
+def _problem(
+    segment: Segment, following: int | None, point: RecoveryPoint | None
+) -> Problem | None:
+    """The first thing wrong with a segment, walked from its start: a bad batch,
+    data among the zeros after its batches, an end short of the next segment's
+    start, or (in the last segment) an end short of the recovery point."""
+    file_size = segment.file_size()
+    problem = walk(segment.fd, 0, file_size, segment.base_offset, segment.note_batch)
+    if problem is None and segment.size < file_size:
+        problem = _after_zeros(segment, file_size)
+    if problem is None and following not in (None, segment.next_offset):
+        problem = Problem(
+            segment.size,
+            f"the segment ends at offset {segment.next_offset} but "
+            f"{file_name(following or 0, '.log')} starts at {following}",
+            incomplete=False,
+        )
+    if problem is None and following is None and point is not None:
+        problem = _short_of(segment, point)
+    return problem
+
+
+def _short_of(segment: Segment, point: RecoveryPoint) -> Problem | None:
+    """What is missing if the last segment ends before the recovery point."""
+    if point.base > segment.base_offset:
+        missing = f"{file_name(point.base, '.log')}, which is missing"
+    elif point.base == segment.base_offset and segment.size < point.position:
+        missing = f"byte {point.position} of this segment"
+    else:
+        return None
+    return Problem(
+        segment.size,
+        f"the data ends here, but the recovery point says it was synced up to "
+        f"offset {point.offset}, in {missing}: synced batches are lost",
+        incomplete=False,
+    )
+
+
+def _measure(
+    part: Partition,
+    segment: Segment,
+    problem: Problem,
+    later: list[int],
+    *,
+    report: RepairReport,
+) -> RepairReport:
+    """The report of a dry run: what ``_cut`` would drop."""
+    file_size = segment.file_size()
+    dropped = preallocation.data_end(segment.fd, problem.position, file_size)
+    dropped -= problem.position
+    deleted = []
+    for base in later:
+        path = part.directory / file_name(base, ".log")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            dropped += preallocation.data_end(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        deleted.append(path)
+    return _found(segment, problem, dropped, tuple(deleted), report)
 
 
 def _cut(
     part: Partition,
     segment: Segment,
     problem: Problem,
-    file_size: int,
     later: list[int],
+    *,
+    point: RecoveryPoint | None,
+    report: RepairReport,
 ) -> RepairReport:
+    file_size = segment.file_size()
     dropped = preallocation.data_end(segment.fd, problem.position, file_size)
     dropped -= problem.position
     deleted = []
@@ -110,19 +196,41 @@ def _cut(
                 dropped += _empty(path)
                 deleted.append(path)
             path.unlink(missing_ok=True)
-    segment.truncate(problem.position)
+    segment.truncate(problem.position)  # fsyncs what is kept, too
     segment.write_index()
     sync_dir(part.directory)
-    return RepairReport(
-        topic=part.topic,
-        partition=part.number,
+    # Back to the new end, in a new epoch, so that no process writes back a point
+    # it computed before the cut; durably, as a higher one left behind would make
+    # the next open refuse the partition.
+    recoverypoint.write(
+        part.directory / recoverypoint.FILE_NAME,
+        RecoveryPoint(
+            segment.base_offset,
+            segment.size,
+            segment.next_offset,
+            epoch=(point.epoch if point is not None else 0) + 1,
+        ),
+        durable=True,
+    )
+    return _found(segment, problem, dropped, tuple(reversed(deleted)), report)
+
+
+def _found(
+    segment: Segment,
+    problem: Problem,
+    dropped: int,
+    deleted: tuple[Path, ...],
+    report: RepairReport,
+) -> RepairReport:
+    return attrs.evolve(
+        report,
         file=segment.log_path,
         position=problem.position,
         reason=problem.reason,
         first_dropped_offset=segment.next_offset,
         end_offset=segment.next_offset,
         dropped_bytes=dropped,
-        deleted_segments=tuple(reversed(deleted)),
+        deleted_segments=deleted,
     )
 
 

@@ -31,10 +31,13 @@ from framework.log.backends.segments.index import (
 )
 from framework.log.backends.segments.timeindex import (
     append_time_entry,
+    chain,
+    chain_start,
+    encode_time_entry,
     load_time_index,
     write_time_index,
 )
-from framework.log.backends.segments.walk import pread_exactly, walk
+from framework.log.backends.segments.walk import Problem, pread_exactly, walk
 
 #: Running maximum of no timestamps at all.
 NO_TIMESTAMP = -(1 << 63)
@@ -73,6 +76,8 @@ class Segment:
         "positions",
         "retired",
         "size",
+        "time_chain",
+        "time_chained",
         "time_path",
         "times",
     )
@@ -95,6 +100,10 @@ class Segment:
         self.times: array[int] = array("q")
         #: The in-memory index was rebuilt and not yet written to the index files.
         self.index_stale = False
+        #: The CRC of time-index entry ``time_chained - 1`` (``timeindex``), kept so
+        #: that appending an entry does not checksum the ones before it again.
+        self.time_chain = chain_start(base_offset)
+        self.time_chained = 0
         #: Readers using the file right now; a retired segment closes at zero.
         self.pins = 0
         self.retired = False
@@ -146,19 +155,31 @@ class Segment:
         return False
 
     def load_index(self) -> bool:
-        """Load the index files if they agree with each other and with the log's first
-        bytes; ``False`` if they must be rebuilt."""
+        """Load the entries of the index files that agree with each other and with
+        the log's first bytes; ``False`` if there are none (the index is then
+        rebuilt). Entries after the first that does not check out are dropped, and
+        the files marked for rewriting: the walk from the last entry kept finds the
+        batches after it again."""
         loaded = load_offset_index(self.index_path)
-        timed = load_time_index(self.time_path)
+        timed = load_time_index(self.time_path, self.base_offset)
         if loaded is None or timed is None:
             return False
         offsets, positions = loaded
-        times, time_offsets = timed
-        if offsets != time_offsets or not offsets:
+        times, time_offsets, whole = timed
+        if not offsets or offsets[0] < self.base_offset or positions[0] != 0:
             return False
-        if offsets[0] < self.base_offset or positions[0] != 0:
+        agree = 0
+        for offset, timed_offset in zip(offsets, time_offsets, strict=False):
+            if offset != timed_offset:
+                break
+            agree += 1
+        if not agree:
             return False
+        if not whole or agree < len(offsets) or agree < len(time_offsets):
+            self.index_stale = True
+        del offsets[agree:], positions[agree:], times[agree:]
         self.offsets, self.positions, self.times = offsets, positions, times
+        self.time_chained = -1  # checked on load; chained again when next appended
         return True
 
     def reset(self) -> None:
@@ -170,23 +191,47 @@ class Segment:
         self.offsets = array("q")
         self.positions = array("q")
         self.times = array("q")
+        self.time_chained = -1
 
     def rebuild_index(self) -> None:
         """Index the known bytes again from the log itself, after an index entry
         proved wrong; the files are rewritten by the next holder of the file lock."""
+        known = (
+            self.size,
+            self.next_offset,
+            self.max_timestamp,
+            self.first_batch_timestamp,
+            self.offsets,
+            self.positions,
+            self.times,
+        )
         size, next_offset = self.size, self.next_offset
         self.reset()
         problem = walk(self.fd, 0, size, self.base_offset, self.note_batch)
+        if problem is None and (self.size, self.next_offset) != (size, next_offset):
+            problem = Problem(self.size, "the batches end before the known end", False)
         if problem is not None:
+            # Keep what was known: a half-walked index would hide the batches
+            # after the damage (from seeks by time, say) instead of raising.
+            (
+                self.size,
+                self.next_offset,
+                self.max_timestamp,
+                self.first_batch_timestamp,
+                self.offsets,
+                self.positions,
+                self.times,
+            ) = known
+            self.time_chained = -1
             raise self.corrupt(problem.position, problem.reason)
-        if (self.size, self.next_offset) != (size, next_offset):
-            raise self.corrupt(self.size, "the batches end before the known end")
         self.index_stale = True
 
     def trim_index_to(self, keep: int) -> None:
         del self.offsets[keep:]
         del self.positions[keep:]
         del self.times[keep:]
+        if self.time_chained > keep:
+            self.time_chained = -1
 
     def entry_checks_out(self, i: int, file_size: int) -> bool:
         """Whether index entry ``i`` points at a whole, valid batch of its offset."""
@@ -240,13 +285,15 @@ class Segment:
         stop = self.positions[i + 1] if i + 1 < len(self.positions) else size
         return self.offsets[i], self.positions[i], min(stop, size)
 
-    def position_for_time(self, timestamp: int) -> tuple[int, int]:
-        """(offset, position) from which a scan for ``timestamp`` must start: every
-        record of this segment before it is older than ``timestamp``."""
+    def position_for_time(self, timestamp: int) -> tuple[int, int, int]:
+        """(offset, position, claimed running maximum) from which a scan for
+        ``timestamp`` must start: every record of this segment before it is older
+        than ``timestamp``. The batch there must start at that offset and carry no
+        timestamp above the claim, or the index is wrong."""
         i = bisect.bisect_left(self.times, timestamp) - 1
         if i < 0:
-            return self.base_offset, 0
-        return self.offsets[i], self.positions[i]
+            return self.base_offset, 0, NO_TIMESTAMP
+        return self.offsets[i], self.positions[i], self.times[i]
 
     # -- writing --------------------------------------------------------------------
 
@@ -260,8 +307,25 @@ class Segment:
             except OSError:
                 os.close(index_fd)
                 raise
+        entry, crc = encode_time_entry(
+            self._time_chain_before(i), self.times[i], self.offsets[i]
+        )
         append_offset_entry(fds[0], self.offsets[i], self.positions[i])
-        append_time_entry(fds[1], self.times[i], self.offsets[i])
+        append_time_entry(fds[1], entry)
+        self.time_chain, self.time_chained = crc, i + 1
+
+    def _time_chain_before(self, i: int) -> int:
+        """The CRC of time-index entry ``i - 1``: the chain so far, extended over
+        entries noted since (batches other processes appended, which they indexed
+        in the files already), or computed afresh after the index was trimmed."""
+        if not 0 <= self.time_chained <= i:
+            self.time_chain, self.time_chained = chain_start(self.base_offset), 0
+        crc = self.time_chain
+        times, offsets = self.times, self.offsets
+        for n in range(self.time_chained, i):
+            crc = chain(crc, times[n], offsets[n])
+        self.time_chain, self.time_chained = crc, i
+        return crc
 
     def _close_index_files(self) -> None:
         # They may name files that a rewrite replaced: reopen by path when needed.
@@ -274,7 +338,10 @@ class Segment:
         """Replace the index files with the in-memory index."""
         self._close_index_files()
         write_offset_index(self.index_path, self.offsets, self.positions)
-        write_time_index(self.time_path, self.times, self.offsets)
+        self.time_chain = write_time_index(
+            self.time_path, self.times, self.offsets, self.base_offset
+        )
+        self.time_chained = len(self.offsets)
         self.index_stale = False
 
     def truncate(self, size: int) -> None:

@@ -15,7 +15,12 @@ from pathlib import Path
 import attrs
 
 from framework.errors import ConfigurationError, CorruptLogError
-from framework.log.backends.segments.fsutil import replace_atomically, sync_dir
+from framework.log.backends.segments.errors import storage_error
+from framework.log.backends.segments.fsutil import (
+    make_dirs,
+    replace_atomically,
+    sync_dir,
+)
 from framework.log.backends.segments.lock import FileLock
 from framework.log.config import TopicConfig
 
@@ -42,7 +47,10 @@ class TopicCatalog:
     def __init__(self, root: Path, lock_timeout: float) -> None:
         self.root = root
         self.folder = root / "topics"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            make_dirs(self.folder)
+        except OSError as exc:
+            raise storage_error(exc, self.folder, "creating") from exc
         self._lock_timeout = lock_timeout
         self._file_lock = FileLock(root / "topics.lock")
         self._lock = threading.Lock()
@@ -99,16 +107,36 @@ class TopicCatalog:
                 existing = self.get(name)
                 if existing is not None:
                     return existing, False
-                for partition in range(config.partitions):
-                    partition_dir(self.root, name, partition).mkdir(exist_ok=True)
-                sync_dir(self.root)
-                stored = {"format": _FORMAT, "config": attrs.asdict(config)}
-                data = json.dumps(stored, indent=2, sort_keys=True).encode() + b"\n"
-                replace_atomically(self._path(name), data)
+                try:
+                    self._store(name, config)
+                except OSError as exc:
+                    raise storage_error(
+                        exc,
+                        self._path(name),
+                        f"creating topic {name!r}:",
+                        "The topic was not created (its partition folders may "
+                        "exist, empty; creating it again reuses them). ",
+                    ) from exc
                 self._configs[name] = config
                 return config, True
             finally:
                 self._file_lock.release()
+
+    def _store(self, name: str, config: TopicConfig) -> None:
+        """The partition folders, then the topic file: a topic whose file exists
+        always has its folders."""
+        folders = [
+            partition_dir(self.root, name, partition)
+            for partition in range(config.partitions)
+        ]
+        # Left by a creation cut short, whose entries may not be durable.
+        leftover = any(folder.is_dir() for folder in folders)
+        make_dirs(*folders)
+        if leftover:
+            sync_dir(self.root)
+        stored = {"format": _FORMAT, "config": attrs.asdict(config)}
+        data = json.dumps(stored, indent=2, sort_keys=True).encode() + b"\n"
+        replace_atomically(self._path(name), data)
 
     def close(self) -> None:
         self._file_lock.close()
