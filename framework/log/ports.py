@@ -53,7 +53,9 @@ class Log(Protocol):
         batch has its offsets, before ``append`` returns: on the segment files
         before the fsync, which appends written by other threads meanwhile then
         share; elsewhere once the batch is durable. A caller that holds a lock of
-        its own for the check before the append can release it there.
+        its own for the check before the append can release it there. If it
+        raises, the batch stays written and is made durable all the same, and
+        ``append`` raises its error.
         """
 
     def read(

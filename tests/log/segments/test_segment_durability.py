@@ -120,3 +120,30 @@ def test_close_flushes_interval_topics(
     before = len(synced)
     log.close()
     assert len(synced) == before + 1
+
+
+class CallbackFailed(Exception):
+    """Raised by an ``on_written`` callback."""
+
+
+def test_a_failing_on_written_callback_still_gets_its_batch_fsynced(
+    tmp_path: Path,
+) -> None:
+    def fail(base: int) -> None:
+        raise CallbackFailed(base)
+
+    with SegmentLog(tmp_path) as log:
+        log.create_topic("t", TopicConfig())
+        log.append("t", 0, [Record(value=b"first")])
+        before = log.fsync_count
+        with pytest.raises(CallbackFailed):
+            log.append("t", 0, [Record(value=b"second")], on_written=fail)
+        # Written, so made durable like any other batch before the error went up.
+        assert log.fsync_count == before + 1
+        log.append("t", 0, [Record(value=b"third")])
+    with SegmentLog(tmp_path) as reopened:
+        assert [r.value for r in reopened.read("t", 0, 0)] == [
+            b"first",
+            b"second",
+            b"third",
+        ]

@@ -479,7 +479,14 @@ class Partition:
         pending = Pending(encoded, expected_end_offset)
         self._write(self, pending)
         if on_written is not None:
-            on_written(pending.base)
+            try:
+                on_written(pending.base)
+            except BaseException:
+                # The batch is written, so readers may see it already: make it as
+                # durable as any other before the caller hears of the failure.
+                if not self.interval:
+                    self.commit.submit(pending)
+                raise
         if self.interval:
             return pending.base
         self.commit.submit(pending)
