@@ -41,10 +41,9 @@ _valid_names: set[str] = set()
 _NAMES_KEPT = 4096
 _UUID = uuid.UUID
 _INT = operator.attrgetter("int")
-# ``NewEvent``'s fields by position.
-(_ID, _NAME, _VERSION, _DATA, _TIMESTAMP, _CORRELATION, _CAUSATION, _HEADERS) = (
-    operator.itemgetter(i) for i in range(8)
-)
+_JUST_UUID = {_UUID}
+_JUST_INT = {int}
+_JUST_BYTES = {bytes}
 
 
 def check_append(
@@ -83,38 +82,47 @@ def check_append(
     elif not _all_fine(events):
         for event in events:  # find the first bad value, to name it
             _check_event(stream_id, event)
-    if len(events) > 1 and len(set(map(_INT, map(_ID, events)))) != len(events):
         _refuse_repeated_ids(stream_id, [e.event_id for e in events])
 
 
-def _all_fine(events: Sequence[NewEvent]) -> bool:  # noqa: PLR0911 - a field each
-    """Whether every event of a long append is within the limits, field by field
-    in C-level passes (``map``, ``set``, ``min``, ``max``): checking a 100-event
-    append event by event in Python cost 70 µs, this costs a tenth of it. ``False``
-    only says that some value needs a closer look."""
-    names = set(map(_NAME, events))
-    if not names <= _valid_names:
+def _all_fine(events: Sequence[NewEvent]) -> bool:
+    """Whether every event of a long append is within the limits and no event id
+    comes twice, checked a field at a time in C-level passes: the events are
+    turned into columns with one ``zip``, and a column whose values repeat (names,
+    versions, the ids of one command) is reduced to its distinct values first.
+    Event by event in Python this cost a 100-event append 70 µs, a tenth of its
+    whole save; this costs a fifth of that. ``False`` only says that some value
+    needs a closer look (``check_append`` then finds and names it)."""
+    try:
+        ids, names, versions, data, times, correlations, causations, headers = zip(
+            *events, strict=True
+        )
+        stamps = set(times)
+        texts = {*correlations, *causations}
+        fine = (
+            _valid_names.issuperset(names)
+            and set(map(type, ids)) == _JUST_UUID
+            and len(set(map(_INT, ids))) == len(ids)
+            and all(
+                type(v) is int and 1 <= v <= MAX_EVENT_VERSION for v in set(versions)
+            )
+            and set(map(type, stamps)) == _JUST_INT
+            and min(stamps) >= 0
+            and max(stamps) <= MAX_TIMESTAMP_MS
+            and set(map(type, data)) == _JUST_BYTES
+            and max(map(len, data)) <= MAX_EVENT_DATA_BYTES
+            and all(
+                type(t) is str
+                and t.isascii()
+                and len(t) <= MAX_ID_BYTES
+                and "\x00" not in t
+                for t in texts
+            )
+            and not any(headers)
+        )
+    except (TypeError, ValueError):  # an unhashable or ill-shaped value
         return False
-    if set(map(type, map(_ID, events))) != {_UUID}:
-        return False
-    for field, low, high in (
-        (_VERSION, 1, MAX_EVENT_VERSION),
-        (_TIMESTAMP, 0, MAX_TIMESTAMP_MS),
-    ):
-        values = list(map(field, events))
-        if set(map(type, values)) != {int} or min(values) < low or max(values) > high:
-            return False
-    data = list(map(_DATA, events))
-    if set(map(type, data)) != {bytes} or max(map(len, data)) > MAX_EVENT_DATA_BYTES:
-        return False
-    ids = list(map(_CORRELATION, events))
-    ids += map(_CAUSATION, events)
-    if set(map(type, ids)) != {str}:
-        return False
-    for text in set(ids):
-        if not (text.isascii() and len(text) <= MAX_ID_BYTES and "\x00" not in text):
-            return False
-    return not any(map(_HEADERS, events))
+    return fine
 
 
 def check_appends(
@@ -126,7 +134,7 @@ def check_appends(
         check_append(stream_id, events, expected)
     if len(appends) > 1:
         ids = [e.event_id for _, events, _ in appends for e in events]
-        if len(set(ids)) != len(ids):
+        if len(set(map(_INT, ids))) != len(ids):
             _refuse_repeated_ids(None, ids)
 
 
@@ -284,11 +292,14 @@ def _shown(text: str) -> str:
 
 
 def _refuse_repeated_ids(stream_id: str | None, ids: list[uuid.UUID]) -> None:
+    """Raise naming an event id that comes twice in ``ids``, if one does."""
     seen: set[uuid.UUID] = set()
     for repeated in ids:
         if repeated in seen:
             break
         seen.add(repeated)
+    else:
+        return
     raise StoreInputError(
         "event id",
         f"{repeated} appears twice in one append; every event needs an id of its own",
