@@ -156,6 +156,35 @@ def check_versions(from_version: int, to_version: int | None) -> None:
 
 
 def _check_event(stream_id: str, event: NewEvent) -> None:
+    """Raise ``StoreInputError`` naming the first value of ``event`` past a limit."""
+    # The usual event, in one expression over its unpacked fields: this runs once
+    # per single-event save, and so costs a quarter less than the walk below,
+    # which names what is wrong.
+    event_id, name, version, data, timestamp, correlation, causation, headers = event
+    if (
+        name in _valid_names
+        and type(event_id) is _UUID
+        and type(version) is int
+        and 1 <= version <= MAX_EVENT_VERSION
+        and type(timestamp) is int
+        and 0 <= timestamp <= MAX_TIMESTAMP_MS
+        and type(data) is bytes
+        and len(data) <= MAX_EVENT_DATA_BYTES
+        and type(correlation) is str
+        and correlation.isascii()
+        and len(correlation) <= MAX_ID_BYTES
+        and "\x00" not in correlation
+        and type(causation) is str
+        and causation.isascii()
+        and len(causation) <= MAX_ID_BYTES
+        and "\x00" not in causation
+        and not headers
+    ):
+        return
+    _check_event_closely(stream_id, event)
+
+
+def _check_event_closely(stream_id: str, event: NewEvent) -> None:
     name = event.name
     if name not in _valid_names:
         _check_text("event name", name, MAX_EVENT_NAME_BYTES, stream_id=stream_id)
