@@ -255,8 +255,9 @@ def check_for(  # noqa: PLR0911
     depth: int = 1,
 ) -> Check:
     """Build the checker for one annotation; raise ``EventRegistrationError`` if the
-    codec cannot store that type. ``depth`` counts the lists and dicts the codec
-    writes around a value of it (an event's field: 1, the event's own dict)."""
+    codec cannot store that type. ``depth`` counts the lists and dicts that enclose
+    a value of it when the codec writes it (an event's field: 1, the event's own
+    dict)."""
     if annotation in _SIMPLE:
         return _SIMPLE[annotation]
     if annotation is JSON:
