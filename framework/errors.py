@@ -154,14 +154,14 @@ class StoreInputError(StoreError, ValueError):
         self.what = what
         self.problem = problem
         self.stream_id = stream_id
-        where = "" if stream_id is None else f" (stream {_shorten(stream_id)})"
+        where = "" if stream_id is None else f" (stream {shortened(stream_id)})"
         done = "; nothing was written" if appending else ""
         super().__init__(f"{what}{where}: {problem}{done}")
 
 
-def _shorten(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut in the middle when long (a 1 MB stream id would
-    otherwise fill the terminal)."""
+def shortened(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut in the middle when long (a 1 MB stream
+    id would otherwise fill the terminal)."""
     text = repr(value)
     if len(text) <= limit:
         return text

@@ -14,7 +14,7 @@ import operator
 import uuid
 from collections.abc import Mapping, Sequence
 
-from framework.errors import StoreInputError
+from framework.errors import StoreInputError, shortened
 from framework.store.events import NewEvent
 
 #: A stream id is 1 to this many bytes of UTF-8, without NUL.
@@ -290,13 +290,13 @@ def _check_text(
     if size > limit:
         raise StoreInputError(
             what,
-            f"{_shown(text)} is {size:,} bytes of UTF-8; {rule}",
+            f"{shortened(text)} is {size:,} bytes of UTF-8; {rule}",
             stream_id=stream_id,
         )
     if "\x00" in text:
         raise StoreInputError(
             what,
-            f"{_shown(text)} holds a NUL character at index {text.index(chr(0))}; "
+            f"{shortened(text)} holds a NUL character at index {text.index(chr(0))}; "
             f"{rule}",
             stream_id=stream_id,
         )
@@ -308,16 +308,10 @@ def _utf8_size(what: str, text: str, *, stream_id: object = None) -> int:
     except UnicodeEncodeError as exc:
         raise StoreInputError(
             what,
-            f"{_shown(text)} holds a lone surrogate at index {exc.start}, which "
+            f"{shortened(text)} holds a lone surrogate at index {exc.start}, which "
             "UTF-8 cannot encode; pass text without lone surrogates",
             stream_id=stream_id,
         ) from None
-
-
-def _shown(text: str) -> str:
-    if len(text) <= 60:
-        return repr(text)
-    return f"{text[:40]!r}... ({len(text):,} characters)"
 
 
 def _refuse_repeated_ids(stream_id: str | None, ids: list[uuid.UUID]) -> None:
