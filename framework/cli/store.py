@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from framework.application.settings import (
     file_root,
 )
 from framework.errors import ConfigurationError
+from framework.projections.group import running_members
 
 #: What a file store's folder holds; a folder with anything else is refused.
 _FILE_STORE_ENTRIES = frozenset(
@@ -99,14 +99,11 @@ def drop_file_store(root: Path, *, yes: bool) -> int:
 
 
 def _live_members(groups: Path) -> list[str]:
-    """Members of consumer groups under ``groups`` that hold their lock (alive)."""
-    live = []
-    for path in sorted(groups.glob("*/members/*.member")):
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            live.append(f"{path.parent.parent.name}/{path.stem}")
-        finally:
-            os.close(fd)
-    return live
+    """``group/member`` for every running member of the groups under ``groups``."""
+    if not groups.is_dir():
+        return []
+    return [
+        f"{group.name}/{member}"
+        for group in sorted(groups.iterdir())
+        for member in running_members(group)
+    ]

@@ -44,6 +44,19 @@ def _unlock(fd: int) -> None:
     os.close(fd)
 
 
+def running_members(directory: Path) -> list[str]:
+    """The members of the group coordinated in ``directory`` that are running
+    (they hold their member lock), looked up without changing anything."""
+    running = []
+    for path in sorted((directory / "members").glob("*.member")):
+        fd = _try_lock(path)
+        if fd is None:
+            running.append(path.stem)
+        else:
+            _unlock(fd)
+    return running
+
+
 def target_assignment(members: list[str], partitions: int) -> dict[str, list[int]]:
     """Partitions per member: contiguous ranges over the sorted members, sizes
     differing by at most one (Kafka's range assignor)."""
