@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,25 +26,13 @@ from framework.log.backends.segments import SegmentLog
 from framework.log.backends.segments.index import ENTRY as OFFSET_ENTRY
 from framework.log.config import TopicConfig
 from framework.log.records import Record
+from tests.log.segments.raw_batches import batch_positions
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
 #: Enough batches per segment that its index has entries past the damage, so that
 #: opening does not walk the damaged batch and only reads meet it.
 SEGMENT_BYTES = 20_000
-
-
-def batch_positions(path: Path) -> list[int]:
-    """Where each batch of a segment file starts (its data ends at a zero length)."""
-    data = path.read_bytes()
-    positions, pos = [], 0
-    while pos + 4 <= len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        if not length:
-            break
-        positions.append(pos)
-        pos += 4 + length
-    return positions
 
 
 def make(path: Path, count: int) -> list[Path]:

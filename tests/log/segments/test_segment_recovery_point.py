@@ -23,6 +23,7 @@ from framework.log.backends.segments.batch import encode_batch
 from framework.log.backends.segments.recoverypoint import RecoveryPoint
 from framework.log.config import TopicConfig
 from framework.log.records import Record
+from tests.log.segments.raw_batches import batch_positions
 
 Spawn = Callable[..., "subprocess.Popen[str]"]
 ACTIVE = "00000000000000000000.log"
@@ -40,19 +41,6 @@ def make(
         for i in range(count):
             log.append("t", 0, [Record(value=b"%03d" % i + b"." * 50)])
     return path / "t-0" / ACTIVE
-
-
-def batch_positions(path: Path) -> list[int]:
-    """Where each batch of a segment file starts (its data ends at a zero length)."""
-    data = path.read_bytes()
-    positions, pos = [], 0
-    while pos + 4 <= len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        if not length:
-            break
-        positions.append(pos)
-        pos += 4 + length
-    return positions
 
 
 def point_of(folder: Path) -> RecoveryPoint | None:
