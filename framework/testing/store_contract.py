@@ -317,6 +317,26 @@ class EventStoreContract:
         assert store.end_position() == before
         assert store.stream_version("other") == 0
 
+    def test_one_event_id_in_two_streams_of_one_save_is_refused_before_writing(
+        self, store: EventStore
+    ) -> None:
+        shared = new_event()
+        before = store.end_position()
+        with pytest.raises(StoreInputError, match="appears twice") as info:
+            store.append_streams(
+                [
+                    StreamAppend(stream_id="a", events=[shared], expected_version=0),
+                    StreamAppend(
+                        stream_id="b",
+                        events=[new_event(), shared],
+                        expected_version=0,
+                    ),
+                ]
+            )
+        assert info.value.what == "event id"
+        assert store.end_position() == before
+        assert (store.stream_version("a"), store.stream_version("b")) == (0, 0)
+
     def test_values_at_the_limits_are_stored_and_read_back(
         self, store: EventStore
     ) -> None:
