@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import attrs
 
 from example_ledger.commands import Deposit, OpenAccount
+from framework import Application
 from tests.cli import cli_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +117,18 @@ def seed(
             for amount in deposits:
                 app.handle(Deposit(account, amount))
     return accounts
+
+
+def wait_until_failures_cleared(app: Application, projection: str) -> None:
+    """Wait until no failure of ``projection`` is recorded: a fixed runner that
+    just started clears it once it has applied the event again, and until then a
+    pull query rightly reports the projection as stopped."""
+    deadline = time.monotonic() + 600
+    while True:
+        state = app.read_models.state(projection)
+        if state is not None and not app.read_models.failures(
+            projection, state.generation
+        ):
+            return
+        assert time.monotonic() < deadline, f"{projection} stayed stopped"
+        time.sleep(0.01)  # a condition polled, not a pause timed to pass

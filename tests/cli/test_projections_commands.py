@@ -12,7 +12,7 @@ import pytest
 
 from framework import Application
 from tests.cli import cli_app
-from tests.cli.commands import APP, Started, cli, seed
+from tests.cli.commands import APP, Started, cli, seed, wait_until_failures_cleared
 
 COMMANDS = [
     ("status",),
@@ -82,6 +82,7 @@ def test_status_shows_a_stopped_projection_and_exits_three(url: str) -> None:
     try:
         runner.wait_for_line("running")
         with cli_app.build(url, "balances,unlucky") as app:
+            wait_until_failures_cleared(app, "unlucky")
             end = app.end_position()
             assert app.read_model("unlucky").wait_for(end, timeout=600)
     finally:

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from framework import Application
 from tests.cli import cli_app
-from tests.cli.commands import APP, Started, cli, seed
+from tests.cli.commands import APP, Started, cli, seed, wait_until_failures_cleared
 from tests.conftest import database_url
 
 
@@ -81,6 +81,7 @@ def test_status_shows_a_stopped_projection_until_a_fixed_run_applies_it(
         line = runner.wait_for_line("running")
         assert re.fullmatch(r"running unlucky \(member [^)]+\); .*\n", line)
         with cli_app.build(pg_url, "unlucky") as app:
+            wait_until_failures_cleared(app, "unlucky")
             assert app.read_model("unlucky").wait_for(app.end_position(), 600)
     finally:
         stopped = runner.interrupt()
