@@ -22,7 +22,7 @@ from typing import Protocol
 
 import attrs
 
-from framework.log.backends.segments.fsutil import make_dirs
+from framework.files import make_dirs
 from framework.projections.runner import ProjectionRunner
 
 logger = logging.getLogger("framework.projections")

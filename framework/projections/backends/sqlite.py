@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from framework.errors import ProjectionError
-from framework.log.backends.segments.fsutil import make_dirs
+from framework.files import make_dirs
 from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
