@@ -1,4 +1,5 @@
-"""What a projection writes to and queries read from: read-model stores."""
+"""What a projection writes to and queries read from (read-model stores), and what
+its runners need to share partitions (consumer groups)."""
 
 from __future__ import annotations
 
@@ -237,3 +238,29 @@ class InlineReadModelStore(Protocol):
         """Run ``runner``'s projection inside every append of ``store`` from now
         on, if the two can share a transaction; whether they can."""
         ...
+
+
+class ConsumerGroup(Protocol):
+    """One member's view of a consumer group (``FileGroup``, ``PostgresGroup``)."""
+
+    member_id: str
+
+    def join(self) -> None: ...
+
+    @property
+    def owned(self) -> list[int]: ...
+
+    def rebalance(self) -> tuple[list[int], list[int]]: ...
+
+    def leave(self) -> None: ...
+
+
+class AppendSignal(Protocol):
+    """Tells an idle member that partitions may have new events (PostgreSQL:
+    LISTEN on the store's channel), so that it need not poll."""
+
+    def wait(self, timeout: float) -> list[int]:
+        """Partitions that got events, as soon as any does; ``[]`` on timeout."""
+        ...
+
+    def close(self) -> None: ...

@@ -15,8 +15,10 @@ from example_ledger.commands import Deposit, OpenAccount, router
 from example_ledger.projections import Balances
 from framework import Application
 from framework.projections import ProjectionRunner, ReadModel, RunnerSettings
+from framework.projections.assignment import target_assignment
+from framework.projections.backends.file_group import FileGroup
 from framework.projections.backends.sqlite import SQLiteReadModelStore
-from framework.projections.group import FileGroup, GroupMember, target_assignment
+from framework.projections.member import GroupMember
 
 
 @given(
