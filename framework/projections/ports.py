@@ -6,13 +6,12 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import orjson
 
-if TYPE_CHECKING:
-    from framework.projections.runner import ProjectionRunner
+from framework.store.events import StoredEvent
 
 #: A document: anything orjson writes (dicts, lists, str, int, float, bool, None).
 Document = Any
@@ -229,12 +228,41 @@ class AnnouncingReadModelStore(Protocol):
         ...
 
 
+class BatchSettings(Protocol):
+    """The part of a runner's settings an inline read-model store reads."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+
+class InlineRunner(Protocol):
+    """What an inline read-model store needs of the runner whose projection it
+    applies inside appends (``ProjectionRunner``), so that stores need not import
+    the runner."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> BatchSettings: ...
+
+    def apply_within(
+        self, transaction: Transaction, batch: Sequence[StoredEvent], parked: set[str]
+    ) -> None:
+        """Apply ``batch`` in ``transaction`` and advance its checkpoint there."""
+        ...
+
+    def publish(self, checkpoints: Mapping[int, int]) -> None:
+        """Announce committed checkpoints to the runner's in-process waiters."""
+        ...
+
+
 @runtime_checkable
 class InlineReadModelStore(Protocol):
     """A read-model store that can apply a projection inside an event store's
     appends (PostgreSQL, when both are in one database)."""
 
-    def attach_inline(self, store: object, runner: ProjectionRunner) -> bool:
+    def attach_inline(self, store: object, runner: InlineRunner) -> bool:
         """Run ``runner``'s projection inside every append of ``store`` from now
         on, if the two can share a transaction; whether they can."""
         ...

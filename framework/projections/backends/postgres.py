@@ -37,12 +37,12 @@ from framework.projections.errors import UnknownProjectionError, UnknownTableErr
 from framework.projections.ports import (
     Document,
     Documents,
+    InlineRunner,
     ParkedEvent,
     ProjectionFailure,
     ProjectionState,
     Transaction,
 )
-from framework.projections.runner import ProjectionRunner
 
 logger = logging.getLogger("framework.projections")
 
@@ -512,7 +512,7 @@ class PostgresReadModelStore:
             (f"{int(self.idle_timeout * 1000)}ms", *lock_key(self.schema, name)),
         )
 
-    def attach_inline(self, store: object, runner: ProjectionRunner) -> bool:
+    def attach_inline(self, store: object, runner: InlineRunner) -> bool:
         """Apply ``runner``'s projection inside every append of ``store``, if it
         is a PostgreSQL store on this database; whether it is."""
         from framework.projections.backends.postgres_inline import InlineProjection

@@ -21,7 +21,7 @@ from framework.projections.backends.postgres import (
     PostgresReadModelStore,
     PostgresTransaction,
 )
-from framework.projections.runner import ProjectionRunner
+from framework.projections.ports import InlineRunner
 from framework.store.backends.postgres import PostgresEventStore
 from framework.store.events import Appended
 
@@ -33,7 +33,7 @@ class InlineProjection:
         self,
         read_models: PostgresReadModelStore,
         store: PostgresEventStore,
-        runner: ProjectionRunner,
+        runner: InlineRunner,
     ) -> None:
         self._read_models = read_models
         self._store = store
@@ -111,8 +111,7 @@ class InlineProjection:
             return
         last = _last_offsets(written)
         self._read_models.announce(self._name, generation, last)
-        if self._runner.board is not None:
-            self._runner.board.publish(self._name, last)
+        self._runner.publish(last)
 
 
 def _last_offsets(written: Sequence[Appended]) -> dict[int, int]:
