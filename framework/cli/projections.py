@@ -136,9 +136,11 @@ def _member(
         and postgres is not None
         and isinstance(app.store, postgres.PostgresEventStore)
     ):
-        from framework.projections.backends.postgres import PostgresReadModelStore
-        from framework.projections.backends.postgres_group import PostgresGroup
-        from framework.projections.backends.postgres_push import PostgresAppendSignal
+        from framework.projections.backends.postgres import (
+            PostgresAppendSignal,
+            PostgresGroup,
+            PostgresReadModelStore,
+        )
 
         db = app.store.db
         # A stopped member's open transaction must not hold the projection's
