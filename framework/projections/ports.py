@@ -63,6 +63,18 @@ class ParkedEvent:
             parked_at_ms=row[6],
         )
 
+    def row(self) -> tuple[int, int, str, str, str, int, int]:
+        """The row ``from_row`` reads."""
+        return (
+            self.partition,
+            self.offset,
+            self.stream_id,
+            self.name,
+            self.error,
+            self.attempts,
+            self.parked_at_ms,
+        )
+
 
 @attrs.frozen(kw_only=True)
 class ProjectionFailure:

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
 from framework.errors import ProjectionError
 from framework.files import make_dirs
+from framework.projections.backends.base import (
+    DELETED,
+    BaseReadModelStore,
+    BufferedDocuments,
+    BufferedTransaction,
+)
 from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
@@ -80,9 +85,6 @@ _UNPARK = (
     'partition = ? AND "offset" = ?'
 )
 
-#: Marks a key deleted inside a transaction's buffer.
-_DELETED = object()
-
 
 def _prefix(name: str, generation: int) -> str:
     # ':' cannot occur in projection or table names, so one projection's prefix
@@ -123,32 +125,21 @@ class _Table:
         return int(row[0])
 
 
-class _BufferedTable(_Table):
-    """Writes are kept until commit, then flushed with one executemany per kind; a
-    key written many times in a batch is written once."""
+class _BufferedTable(BufferedDocuments):
+    """Flushed with one executemany per kind."""
 
     def __init__(self, connection: sqlite3.Connection, sql_name: str) -> None:
-        super().__init__(connection, sql_name)
-        self.pending: dict[str, object] = {}
+        super().__init__()
+        self._connection = connection
+        self._name = sql_name
+        self._table = _Table(connection, sql_name)
 
-    def get(self, key: str) -> Document | None:
-        found = self.pending.get(key)
-        if found is None:
-            return super().get(key)
-        # A fresh copy, as from the database: changing it changes nothing until
-        # it is put back.
-        return None if found is _DELETED else orjson.loads(found)  # type: ignore[arg-type]
-
-    def put(self, key: str, document: Document) -> None:
-        # Encoded now, so that later changes to ``document`` do not leak in.
-        self.pending[key] = orjson.dumps(document)
-
-    def delete(self, key: str) -> None:
-        self.pending[key] = _DELETED
+    def _committed(self, key: str) -> Document | None:
+        return self._table.get(key)
 
     def flush(self) -> None:
-        puts = [(k, d) for k, d in self.pending.items() if d is not _DELETED]
-        deletes = [(k,) for k, d in self.pending.items() if d is _DELETED]
+        puts = [(k, d) for k, d in self.pending.items() if d is not DELETED]
+        deletes = [(k,) for k, d in self.pending.items() if d is DELETED]
         if puts:
             self._connection.executemany(
                 f"INSERT OR REPLACE INTO {self._name} (key, doc) VALUES (?, ?)",  # noqa: S608
@@ -163,86 +154,48 @@ class _BufferedTable(_Table):
 
     def items(self) -> Iterator[tuple[str, Document]]:
         self.flush()
-        return super().items()
+        return self._table.items()
 
     def count(self) -> int:
         self.flush()
-        return super().count()
+        return self._table.count()
 
 
-class _SQLiteTransaction:
+class _SQLiteTransaction(BufferedTransaction[_BufferedTable]):
     def __init__(
         self, connection: sqlite3.Connection, name: str, generation: int
     ) -> None:
+        super().__init__(name, generation)
         self._connection = connection
-        self._projection = name
-        self._generation = generation
-        self._tables: dict[str, _BufferedTable] = {}
-        self.checkpoints: dict[int, int] = {}
-        self.parked: list[ParkedEvent] = []
-        self.unparked: list[tuple[int, int]] = []
 
-    def park(self, parked: ParkedEvent) -> None:
-        self.parked.append(parked)
-
-    def unpark(self, partition: int, offset: int) -> None:
-        self.unparked.append((partition, offset))
-
-    def table(self, name: str) -> _BufferedTable:
-        table = self._tables.get(name)
-        if table is None:
-            table = self._tables[name] = _BufferedTable(
-                self._connection, _table_name(self._projection, self._generation, name)
-            )
-        return table
+    def _open(self, table: str) -> _BufferedTable:
+        return _BufferedTable(
+            self._connection, _table_name(self.name, self.generation, table)
+        )
 
     def checkpoint(self, partition: int) -> int:
         row = self._connection.execute(
             'SELECT "offset" FROM fw_checkpoints '
             "WHERE name = ? AND generation = ? AND partition = ?",
-            (self._projection, self._generation, partition),
+            (self.name, self.generation, partition),
         ).fetchone()
         return -1 if row is None else int(row[0])
 
-    def advance(self, partition: int, offset: int) -> None:
-        self.checkpoints[partition] = offset
-
     def flush(self) -> None:
-        for table in self._tables.values():
+        for table in self.tables.values():
             table.flush()
         self._connection.executemany(
             "INSERT OR REPLACE INTO fw_checkpoints "
             '(name, generation, partition, "offset") VALUES (?, ?, ?, ?)',
-            [
-                (self._projection, self._generation, p, o)
-                for p, o in self.checkpoints.items()
-            ],
+            [(self.name, self.generation, p, o) for p, o in self.checkpoints.items()],
         )
-        key = (self._projection, self._generation)
         if self.parked:
-            self._connection.executemany(
-                _PARK,
-                [
-                    (
-                        *key,
-                        e.partition,
-                        e.offset,
-                        e.stream_id,
-                        e.name,
-                        e.error,
-                        e.attempts,
-                        e.parked_at_ms,
-                    )
-                    for e in self.parked
-                ],
-            )
+            self._connection.executemany(_PARK, self.parked_rows())
         if self.unparked:
-            self._connection.executemany(
-                _UNPARK, [(*key, p, o) for p, o in self.unparked]
-            )
+            self._connection.executemany(_UNPARK, self.unparked_rows())
 
 
-class SQLiteReadModelStore:
+class SQLiteReadModelStore(BaseReadModelStore):
     """A ``ReadModelStore`` in one SQLite file, shared by every process using it."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
@@ -286,6 +239,19 @@ class SQLiteReadModelStore:
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """An immediate transaction on the writer connection: committed at the end
+        of the block, rolled back if it raises."""
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
@@ -297,28 +263,22 @@ class SQLiteReadModelStore:
     def ensure(
         self, name: str, version: int, tables: tuple[str, ...]
     ) -> ProjectionState:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._writer.execute(
-                    "SELECT version, generation, building FROM fw_projections "
-                    "WHERE name = ?",
-                    (name,),
-                ).fetchone()
-                if row is None:
-                    self._writer.execute(
-                        "INSERT INTO fw_projections (name, version, generation) "
-                        "VALUES (?, ?, 1)",
-                        (name, version),
-                    )
-                    row = (version, 1, None)
-                self._create_tables(name, row[1], tables)
-                if row[2] is not None:
-                    self._create_tables(name, row[2], tables)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+        with self._writing():
+            row = self._writer.execute(
+                "SELECT version, generation, building FROM fw_projections "
+                "WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if row is None:
+                self._writer.execute(
+                    "INSERT INTO fw_projections (name, version, generation) "
+                    "VALUES (?, ?, 1)",
+                    (name, version),
+                )
+                row = (version, 1, None)
+            self._create_tables(name, row[1], tables)
+            if row[2] is not None:
+                self._create_tables(name, row[2], tables)
         return ProjectionState(
             name=name, version=row[0], generation=row[1], building=row[2]
         )
@@ -375,22 +335,11 @@ class SQLiteReadModelStore:
         return dict(rows)
 
     @contextmanager
-    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                transaction = _SQLiteTransaction(self._writer, name, generation)
-                yield transaction
-                transaction.flush()
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-
-    def transaction(
-        self, name: str, generation: int
-    ) -> AbstractContextManager[Transaction]:
-        return self._transaction(name, generation)
+    def transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+        with self._writing():
+            transaction = _SQLiteTransaction(self._writer, name, generation)
+            yield transaction
+            transaction.flush()
 
     def table(self, name: str, table: str) -> Documents:
         if self.state(name) is None:
@@ -422,73 +371,51 @@ class SQLiteReadModelStore:
     # -- rebuilds and resets ---------------------------------------------------
 
     def begin_rebuild(self, name: str, tables: tuple[str, ...]) -> int:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                generation, building = self._writer.execute(
-                    "SELECT generation, building FROM fw_projections WHERE name = ?",
-                    (name,),
-                ).fetchone()
-                if building is None:
-                    building = generation + 1
-                    self._drop_generation(name, building)
-                    self._writer.execute(
-                        "UPDATE fw_projections SET building = ? WHERE name = ?",
-                        (building, name),
-                    )
-                self._create_tables(name, building, tables)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+        with self._writing():
+            generation, building = self._writer.execute(
+                "SELECT generation, building FROM fw_projections WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if building is None:
+                building = generation + 1
+                self._drop_generation(name, building)
+                self._writer.execute(
+                    "UPDATE fw_projections SET building = ? WHERE name = ?",
+                    (building, name),
+                )
+            self._create_tables(name, building, tables)
         return int(building)
 
     def finish_rebuild(self, name: str, generation: int, version: int) -> None:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                (old,) = self._writer.execute(
-                    "SELECT generation FROM fw_projections WHERE name = ?", (name,)
-                ).fetchone()
-                self._writer.execute(
-                    "UPDATE fw_projections SET generation = ?, building = NULL, "
-                    "version = ? WHERE name = ?",
-                    (generation, version, name),
-                )
-                self._drop_generation(name, old)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+        with self._writing():
+            (old,) = self._writer.execute(
+                "SELECT generation FROM fw_projections WHERE name = ?", (name,)
+            ).fetchone()
+            self._writer.execute(
+                "UPDATE fw_projections SET generation = ?, building = NULL, "
+                "version = ? WHERE name = ?",
+                (generation, version, name),
+            )
+            self._drop_generation(name, old)
 
     def reset(self, name: str, tables: tuple[str, ...], version: int) -> None:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._writer.execute(
-                    "SELECT generation, building FROM fw_projections WHERE name = ?",
-                    (name,),
-                ).fetchone()
-                if row is not None:
-                    for generation in row:
-                        if generation is not None:
-                            self._drop_generation(name, generation)
-                    self._writer.execute(
-                        "UPDATE fw_projections SET building = NULL, version = ? "
-                        "WHERE name = ?",
-                        (version, name),
-                    )
-                    self._create_tables(name, row[0], tables)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+        with self._writing():
+            row = self._writer.execute(
+                "SELECT generation, building FROM fw_projections WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if row is not None:
+                for generation in row:
+                    if generation is not None:
+                        self._drop_generation(name, generation)
+                self._writer.execute(
+                    "UPDATE fw_projections SET building = NULL, version = ? "
+                    "WHERE name = ?",
+                    (version, name),
+                )
+                self._create_tables(name, row[0], tables)
 
     # -- dead letters ------------------------------------------------------------
-
-    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.park(parked)
 
     def parked(self, name: str, generation: int) -> list[ParkedEvent]:
         rows = (
@@ -502,10 +429,6 @@ class SQLiteReadModelStore:
             .fetchall()
         )
         return [ParkedEvent.from_row(r) for r in rows]
-
-    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.unpark(partition, offset)
 
     # -- failures ----------------------------------------------------------------
 
@@ -578,7 +501,3 @@ class _SnapshotTable:
     def count(self) -> int:
         with self._snapshot() as table:
             return table.count()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000

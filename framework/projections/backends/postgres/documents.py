@@ -4,15 +4,14 @@ buffered writes of a transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import orjson
 
 from framework.postgres.database import Cursor
+from framework.projections.backends.base import DELETED, BufferedDocuments
 from framework.projections.backends.postgres.statements import DocumentStatements
 from framework.projections.ports import Document
-
-#: Marks a key deleted inside a transaction's buffer.
-_DELETED = object()
 
 
 class DocumentTable:
@@ -35,28 +34,17 @@ class DocumentTable:
         return int(row[0]) if row else 0
 
 
-class BufferedTable(DocumentTable):
-    """Writes are kept until the transaction ends, then flushed with one statement
-    per kind; a key written many times in a batch is written once."""
+class BufferedTable(BufferedDocuments):
+    """Flushed with one statement per kind, from ``unnest``."""
 
     def __init__(self, cursor: Cursor, statements: DocumentStatements) -> None:
-        super().__init__(cursor, statements)
-        self.pending: dict[str, object] = {}
+        super().__init__()
+        self._cursor = cursor
+        self._q = statements
+        self._table = DocumentTable(cursor, statements)
 
-    def get(self, key: str) -> Document | None:
-        found = self.pending.get(key)
-        if found is None:
-            return super().get(key)
-        # The buffer keeps the caller's object: hand out a copy, as a read from
-        # the database would be.
-        return None if found is _DELETED else orjson.loads(orjson.dumps(found))
-
-    def put(self, key: str, document: Document) -> None:
-        # Encoded now, so that later changes to ``document`` do not leak in.
-        self.pending[key] = orjson.loads(orjson.dumps(document))
-
-    def delete(self, key: str) -> None:
-        self.pending[key] = _DELETED
+    def _committed(self, key: str) -> Document | None:
+        return self._table.get(key)
 
     def flush(self) -> None:
         if not self.pending:
@@ -65,11 +53,11 @@ class BufferedTable(DocumentTable):
         docs: list[str] = []
         deletes: list[str] = []
         for key, doc in self.pending.items():
-            if doc is _DELETED:
+            if doc is DELETED:
                 deletes.append(key)
             else:
                 keys.append(key)
-                docs.append(orjson.dumps(doc).decode())
+                docs.append(cast("bytes", doc).decode())
         if keys:
             self._cursor.execute(self._q.put, (keys, docs))
         if deletes:
@@ -78,8 +66,8 @@ class BufferedTable(DocumentTable):
 
     def items(self) -> Iterator[tuple[str, Document]]:
         self.flush()
-        return super().items()
+        return self._table.items()
 
     def count(self) -> int:
         self.flush()
-        return super().count()
+        return self._table.count()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from psycopg import sql
@@ -29,6 +29,7 @@ from framework.postgres.database import Cursor, Database
 from framework.postgres.errors import DatabaseError
 from framework.postgres.notify import Notifier
 from framework.postgres.url import PostgresURL
+from framework.projections.backends.base import BaseReadModelStore
 from framework.projections.backends.postgres.announcements import Announcements
 from framework.projections.backends.postgres.documents import DocumentTable
 from framework.projections.backends.postgres.inline import InlineProjection
@@ -56,7 +57,7 @@ logger = logging.getLogger("framework.projections")
 _UNDEFINED_TABLE = "42P01"
 
 
-class PostgresReadModelStore:
+class PostgresReadModelStore(BaseReadModelStore):
     """A ``ReadModelStore`` in a PostgreSQL schema; thread- and process-safe.
 
     Give it the event store's ``Database`` to share its pool (and to allow inline
@@ -185,7 +186,7 @@ class PostgresReadModelStore:
         return found
 
     @contextmanager
-    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+    def transaction(self, name: str, generation: int) -> Iterator[Transaction]:
         pid = self._id(name)
         with self.db.connection() as conn:
             with conn.transaction():
@@ -194,11 +195,6 @@ class PostgresReadModelStore:
                 yield transaction
                 transaction.flush()
             self.announce(name, generation, transaction.checkpoints)
-
-    def transaction(
-        self, name: str, generation: int
-    ) -> AbstractContextManager[Transaction]:
-        return self._transaction(name, generation)
 
     def bind(
         self, cursor: Cursor, name: str, projection_id: int, generation: int
@@ -340,18 +336,10 @@ class PostgresReadModelStore:
 
     # -- dead letters ------------------------------------------------------------
 
-    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.park(parked)
-
     def parked(self, name: str, generation: int) -> list[ParkedEvent]:
         with self.db.cursor() as cur:
             rows = cur.execute(self.statements.parked, (name, generation)).fetchall()
         return [ParkedEvent.from_row(r) for r in rows]
-
-    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.unpark(partition, offset)
 
     # -- failures ----------------------------------------------------------------
 
