@@ -15,16 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import orjson
-
 from framework.errors import ProjectionError
 from framework.files import make_dirs
-from framework.projections.backends.base import (
-    DELETED,
-    BaseReadModelStore,
-    BufferedDocuments,
-    BufferedTransaction,
+from framework.projections.backends.base import BaseReadModelStore
+from framework.projections.backends.sqlite.documents import DocumentTable
+from framework.projections.backends.sqlite.schema import (
+    RECORD_FAILURE,
+    create_schema,
+    table_name,
+    table_prefix,
 )
+from framework.projections.backends.sqlite.transaction import SQLiteTransaction
 from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
@@ -34,165 +35,6 @@ from framework.projections.ports import (
     ProjectionState,
     Transaction,
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fw_projections (
-    name TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    generation INTEGER NOT NULL,
-    building INTEGER
-);
-CREATE TABLE IF NOT EXISTS fw_checkpoints (
-    name TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    partition INTEGER NOT NULL,
-    "offset" INTEGER NOT NULL,
-    failure TEXT,
-    PRIMARY KEY (name, generation, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fw_parked (
-    name TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    partition INTEGER NOT NULL,
-    "offset" INTEGER NOT NULL,
-    stream_id TEXT NOT NULL,
-    event_name TEXT NOT NULL,
-    error TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    parked_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (name, generation, partition, "offset")
-) WITHOUT ROWID;
-"""
-
-#: Files made before failures were recorded lack the column: added on open.
-_ADD_FAILURE = "ALTER TABLE fw_checkpoints ADD COLUMN failure TEXT"
-#: A failure is kept on its partition's checkpoint row (offset -1 if nothing is
-#: applied yet), so that the ``INSERT OR REPLACE`` that moves the checkpoint on
-#: clears it at no cost.
-_RECORD_FAILURE = (
-    'INSERT INTO fw_checkpoints (name, generation, partition, "offset", failure) '
-    "VALUES (?, ?, ?, -1, ?) ON CONFLICT (name, generation, partition) "
-    "DO UPDATE SET failure = excluded.failure"
-)
-
-_PARK = (
-    "INSERT OR REPLACE INTO fw_parked (name, generation, partition, "
-    '"offset", stream_id, event_name, error, attempts, parked_at_ms) '
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UNPARK = (
-    "DELETE FROM fw_parked WHERE name = ? AND generation = ? AND "
-    'partition = ? AND "offset" = ?'
-)
-
-
-def _prefix(name: str, generation: int) -> str:
-    # ':' cannot occur in projection or table names, so one projection's prefix
-    # never matches another's tables.
-    return f"rm:{name}:{generation}:"
-
-
-def _table_name(name: str, generation: int, table: str) -> str:
-    # Projection and table names are checked against [a-z][a-z0-9_]* when the
-    # projection class is declared, so quoting them is safe; SQLite cannot bind
-    # identifiers as parameters.
-    return f'"{_prefix(name, generation)}{table}"'
-
-
-class _Table:
-    def __init__(self, connection: sqlite3.Connection, sql_name: str) -> None:
-        self._connection = connection
-        self._name = sql_name
-
-    def get(self, key: str) -> Document | None:
-        row = self._connection.execute(
-            f"SELECT doc FROM {self._name} WHERE key = ?",  # noqa: S608
-            (key,),
-        ).fetchone()
-        return None if row is None else orjson.loads(row[0])
-
-    def items(self) -> Iterator[tuple[str, Document]]:
-        rows = self._connection.execute(
-            f"SELECT key, doc FROM {self._name} ORDER BY key"  # noqa: S608
-        ).fetchall()
-        for key, doc in rows:
-            yield key, orjson.loads(doc)
-
-    def count(self) -> int:
-        row = self._connection.execute(
-            f"SELECT count(*) FROM {self._name}"  # noqa: S608
-        ).fetchone()
-        return int(row[0])
-
-
-class _BufferedTable(BufferedDocuments):
-    """Flushed with one executemany per kind."""
-
-    def __init__(self, connection: sqlite3.Connection, sql_name: str) -> None:
-        super().__init__()
-        self._connection = connection
-        self._name = sql_name
-        self._table = _Table(connection, sql_name)
-
-    def _committed(self, key: str) -> Document | None:
-        return self._table.get(key)
-
-    def flush(self) -> None:
-        puts = [(k, d) for k, d in self.pending.items() if d is not DELETED]
-        deletes = [(k,) for k, d in self.pending.items() if d is DELETED]
-        if puts:
-            self._connection.executemany(
-                f"INSERT OR REPLACE INTO {self._name} (key, doc) VALUES (?, ?)",  # noqa: S608
-                puts,
-            )
-        if deletes:
-            self._connection.executemany(
-                f"DELETE FROM {self._name} WHERE key = ?",  # noqa: S608
-                deletes,
-            )
-        self.pending.clear()
-
-    def items(self) -> Iterator[tuple[str, Document]]:
-        self.flush()
-        return self._table.items()
-
-    def count(self) -> int:
-        self.flush()
-        return self._table.count()
-
-
-class _SQLiteTransaction(BufferedTransaction[_BufferedTable]):
-    def __init__(
-        self, connection: sqlite3.Connection, name: str, generation: int
-    ) -> None:
-        super().__init__(name, generation)
-        self._connection = connection
-
-    def _open(self, table: str) -> _BufferedTable:
-        return _BufferedTable(
-            self._connection, _table_name(self.name, self.generation, table)
-        )
-
-    def checkpoint(self, partition: int) -> int:
-        row = self._connection.execute(
-            'SELECT "offset" FROM fw_checkpoints '
-            "WHERE name = ? AND generation = ? AND partition = ?",
-            (self.name, self.generation, partition),
-        ).fetchone()
-        return -1 if row is None else int(row[0])
-
-    def flush(self) -> None:
-        for table in self.tables.values():
-            table.flush()
-        self._connection.executemany(
-            "INSERT OR REPLACE INTO fw_checkpoints "
-            '(name, generation, partition, "offset") VALUES (?, ?, ?, ?)',
-            [(self.name, self.generation, p, o) for p, o in self.checkpoints.items()],
-        )
-        if self.parked:
-            self._connection.executemany(_PARK, self.parked_rows())
-        if self.unparked:
-            self._connection.executemany(_UNPARK, self.unparked_rows())
 
 
 class SQLiteReadModelStore(BaseReadModelStore):
@@ -210,21 +52,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._writer = self._connect()
-        self._writer.executescript(_SCHEMA)
-        columns = {
-            row[1] for row in self._writer.execute("PRAGMA table_info(fw_checkpoints)")
-        }
-        if "failure" not in columns:
-            try:
-                self._writer.execute(_ADD_FAILURE)
-            except sqlite3.OperationalError:
-                # Another process added it first ("duplicate column").
-                columns = {
-                    row[1]
-                    for row in self._writer.execute("PRAGMA table_info(fw_checkpoints)")
-                }
-                if "failure" not in columns:
-                    raise
+        create_schema(self._writer)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -288,7 +116,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
     ) -> None:
         for table in tables:
             self._writer.execute(
-                f"CREATE TABLE IF NOT EXISTS {_table_name(name, generation, table)} "
+                f"CREATE TABLE IF NOT EXISTS {table_name(name, generation, table)} "
                 "(key TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID"
             )
 
@@ -296,7 +124,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
         rows = self._writer.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'"
         ).fetchall()
-        prefix = _prefix(name, generation)
+        prefix = table_prefix(name, generation)
         for (table,) in rows:
             if table.startswith(prefix):
                 self._writer.execute(f'DROP TABLE "{table}"')
@@ -337,7 +165,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
     @contextmanager
     def transaction(self, name: str, generation: int) -> Iterator[Transaction]:
         with self._writing():
-            transaction = _SQLiteTransaction(self._writer, name, generation)
+            transaction = SQLiteTransaction(self._writer, name, generation)
             yield transaction
             transaction.flush()
 
@@ -348,7 +176,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
 
     def tables(self, name: str, generation: int) -> list[str]:
         """The document tables of a generation."""
-        prefix = _prefix(name, generation)
+        prefix = table_prefix(name, generation)
         rows = (
             self._reader()
             .execute(
@@ -437,7 +265,7 @@ class SQLiteReadModelStore(BaseReadModelStore):
     ) -> None:
         with self._write_lock:
             self._writer.execute(
-                _RECORD_FAILURE,
+                RECORD_FAILURE,
                 (name, generation, failure.partition, failure.to_json().decode()),
             )
 
@@ -469,7 +297,7 @@ class _SnapshotTable:
         self._table = table
 
     @contextmanager
-    def _snapshot(self) -> Iterator[_Table]:
+    def _snapshot(self) -> Iterator[DocumentTable]:
         connection = self._store._reader()
         connection.execute("BEGIN")
         try:
@@ -478,8 +306,8 @@ class _SnapshotTable:
                 (self._projection,),
             ).fetchone()
             try:
-                yield _Table(
-                    connection, _table_name(self._projection, generation, self._table)
+                yield DocumentTable(
+                    connection, table_name(self._projection, generation, self._table)
                 )
             except sqlite3.OperationalError as exc:
                 if "no such table" not in str(exc):
