@@ -23,8 +23,9 @@ from framework.application.app import Application
 from framework.application.settings import STORE_URL_ENV, file_root
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
+from framework.projections.backends.file_group import FileGroup
 from framework.projections.errors import UnknownProjectionError
-from framework.projections.group import FileGroup, GroupMember, GroupSettings
+from framework.projections.member import GroupMember, GroupSettings
 from framework.projections.ports import ProjectionFailure
 from framework.projections.rebuild import Progress, rebuild
 from framework.projections.runner import ProjectionRunner
@@ -135,9 +136,11 @@ def _member(
         and postgres is not None
         and isinstance(app.store, postgres.PostgresEventStore)
     ):
-        from framework.projections.backends.postgres import PostgresReadModelStore
-        from framework.projections.backends.postgres_group import PostgresGroup
-        from framework.projections.backends.postgres_push import PostgresAppendSignal
+        from framework.projections.backends.postgres import (
+            PostgresAppendSignal,
+            PostgresGroup,
+            PostgresReadModelStore,
+        )
 
         db = app.store.db
         # A stopped member's open transaction must not hold the projection's

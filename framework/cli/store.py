@@ -14,7 +14,7 @@ from framework.application.settings import (
     file_root,
 )
 from framework.errors import ConfigurationError
-from framework.projections.group import running_members
+from framework.projections.backends.file_group import running_members
 
 #: What a file store's folder holds; a folder with anything else is refused.
 _FILE_STORE_ENTRIES = frozenset(

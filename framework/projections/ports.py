@@ -1,17 +1,17 @@
-"""What a projection writes to and queries read from: read-model stores."""
+"""What a projection writes to and queries read from (read-model stores), and what
+its runners need to share partitions (consumer groups)."""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import orjson
 
-if TYPE_CHECKING:
-    from framework.projections.runner import ProjectionRunner
+from framework.store.events import StoredEvent
 
 #: A document: anything orjson writes (dicts, lists, str, int, float, bool, None).
 Document = Any
@@ -61,6 +61,18 @@ class ParkedEvent:
             error=row[4],
             attempts=row[5],
             parked_at_ms=row[6],
+        )
+
+    def row(self) -> tuple[int, int, str, str, str, int, int]:
+        """The row ``from_row`` reads."""
+        return (
+            self.partition,
+            self.offset,
+            self.stream_id,
+            self.name,
+            self.error,
+            self.attempts,
+            self.parked_at_ms,
         )
 
 
@@ -228,12 +240,67 @@ class AnnouncingReadModelStore(Protocol):
         ...
 
 
+class BatchSettings(Protocol):
+    """The part of a runner's settings an inline read-model store reads."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+
+class InlineRunner(Protocol):
+    """What an inline read-model store needs of the runner whose projection it
+    applies inside appends (``ProjectionRunner``), so that stores need not import
+    the runner."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> BatchSettings: ...
+
+    def apply_within(
+        self, transaction: Transaction, batch: Sequence[StoredEvent], parked: set[str]
+    ) -> None:
+        """Apply ``batch`` in ``transaction`` and advance its checkpoint there."""
+        ...
+
+    def publish(self, checkpoints: Mapping[int, int]) -> None:
+        """Announce committed checkpoints to the runner's in-process waiters."""
+        ...
+
+
 @runtime_checkable
 class InlineReadModelStore(Protocol):
     """A read-model store that can apply a projection inside an event store's
     appends (PostgreSQL, when both are in one database)."""
 
-    def attach_inline(self, store: object, runner: ProjectionRunner) -> bool:
+    def attach_inline(self, store: object, runner: InlineRunner) -> bool:
         """Run ``runner``'s projection inside every append of ``store`` from now
         on, if the two can share a transaction; whether they can."""
         ...
+
+
+class ConsumerGroup(Protocol):
+    """One member's view of a consumer group (``FileGroup``, ``PostgresGroup``)."""
+
+    member_id: str
+
+    def join(self) -> None: ...
+
+    @property
+    def owned(self) -> list[int]: ...
+
+    def rebalance(self) -> tuple[list[int], list[int]]: ...
+
+    def leave(self) -> None: ...
+
+
+class AppendSignal(Protocol):
+    """Tells an idle member that partitions may have new events (PostgreSQL:
+    LISTEN on the store's channel), so that it need not poll."""
+
+    def wait(self, timeout: float) -> list[int]:
+        """Partitions that got events, as soon as any does; ``[]`` on timeout."""
+        ...
+
+    def close(self) -> None: ...

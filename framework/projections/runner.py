@@ -252,8 +252,14 @@ class ProjectionRunner:
                     self._apply_alone(partition, stored, generation, parked)
                 except _Fenced:
                     return
-        if self.board is not None and not self.rebuilding:
-            self.board.publish(self.name, {partition: batch[-1].offset})
+        if not self.rebuilding:
+            self.publish({partition: batch[-1].offset})
+
+    def publish(self, checkpoints: Mapping[int, int]) -> None:
+        """Announce committed ``checkpoints`` on the runner's board, if it has one
+        (push consistency for the queries of this process)."""
+        if self.board is not None:
+            self.board.publish(self.name, checkpoints)
 
     def apply_within(
         self,

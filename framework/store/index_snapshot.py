@@ -15,7 +15,7 @@ import zlib
 from array import array
 from pathlib import Path
 
-from framework.log.backends.segments.fsutil import make_dirs
+from framework.files import make_dirs
 
 logger = logging.getLogger("framework.store")
 

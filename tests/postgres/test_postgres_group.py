@@ -9,7 +9,7 @@ import pytest
 
 from framework.errors import ConfigurationError
 from framework.postgres.database import Database
-from framework.projections.backends.postgres_group import PostgresGroup
+from framework.projections.backends.postgres import PostgresGroup
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ import pytest
 
 from example_ledger.domain import Account
 from framework import Application, AppSettings
-from framework.projections.backends.postgres import PostgresReadModelStore
-from framework.projections.backends.postgres_group import group_key
+from framework.projections.backends.postgres import PostgresReadModelStore, group_key
 from tests.conftest import database_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from framework.projections.backends.file_group import FileGroup
 from framework.projections.backends.sqlite import SQLiteReadModelStore
-from framework.projections.group import FileGroup
 from tests.log.segments.dirsync import DirectorySyncSpy
 
 

@@ -1,1 +1,2 @@
-"""Read-model stores: ``sqlite`` (embedded), ``memory`` (tests), ``postgres``."""
+"""Projection backends: read-model stores (``memory``, ``sqlite``, ``postgres``) on a
+shared ``base``, and consumer groups (``file_group``, ``postgres``)."""

@@ -5,8 +5,14 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
+from framework.projections.backends.base import (
+    DELETED,
+    BaseReadModelStore,
+    BufferedDocuments,
+    BufferedTransaction,
+)
 from framework.projections.errors import UnknownProjectionError, UnknownTableError
 from framework.projections.ports import (
     Document,
@@ -16,8 +22,6 @@ from framework.projections.ports import (
     ProjectionState,
     Transaction,
 )
-
-_DELETED = object()
 
 
 class _Table:
@@ -39,27 +43,22 @@ class _Table:
             return len(self._rows)
 
 
-class _BufferedTable:
+class _BufferedTable(BufferedDocuments):
+    # Kept as Python objects (deep copies) rather than encoded: the same
+    # isolation, and documents come back with the types they were put with.
+    _keep = _copy = staticmethod(copy.deepcopy)
+
     def __init__(self, rows: dict[str, Document]) -> None:
+        super().__init__()
         self.rows = rows
-        self.pending: dict[str, object] = {}
 
-    def get(self, key: str) -> Document | None:
-        found = self.pending.get(key)
-        if found is None:
-            return copy.deepcopy(self.rows.get(key))
-        return None if found is _DELETED else copy.deepcopy(found)
-
-    def put(self, key: str, document: Document) -> None:
-        self.pending[key] = copy.deepcopy(document)
-
-    def delete(self, key: str) -> None:
-        self.pending[key] = _DELETED
+    def _committed(self, key: str) -> Document | None:
+        return copy.deepcopy(self.rows.get(key))
 
     def _merged(self) -> dict[str, Document]:
         merged = dict(self.rows)
         for key, value in self.pending.items():
-            if value is _DELETED:
+            if value is DELETED:
                 merged.pop(key, None)
             else:
                 merged[key] = value
@@ -73,44 +72,26 @@ class _BufferedTable:
 
     def commit(self) -> None:
         for key, value in self.pending.items():
-            if value is _DELETED:
+            if value is DELETED:
                 self.rows.pop(key, None)
             else:
                 self.rows[key] = value
 
 
-class _MemoryTransaction:
+class _MemoryTransaction(BufferedTransaction[_BufferedTable]):
     def __init__(self, store: MemoryReadModelStore, name: str, generation: int) -> None:
+        super().__init__(name, generation)
         self._store = store
-        self._projection = name
-        self._generation = generation
-        self.tables: dict[str, _BufferedTable] = {}
-        self.checkpoints: dict[int, int] = {}
-        self.parked: list[ParkedEvent] = []
-        self.unparked: list[tuple[int, int]] = []
 
-    def park(self, parked: ParkedEvent) -> None:
-        self.parked.append(parked)
-
-    def unpark(self, partition: int, offset: int) -> None:
-        self.unparked.append((partition, offset))
-
-    def table(self, name: str) -> _BufferedTable:
-        table = self.tables.get(name)
-        if table is None:
-            rows = self._store._rows(self._projection, self._generation, name)
-            table = self.tables[name] = _BufferedTable(rows)
-        return table
+    def _open(self, table: str) -> _BufferedTable:
+        return _BufferedTable(self._store._rows(self.name, self.generation, table))
 
     def checkpoint(self, partition: int) -> int:
-        committed = self._store._checkpoints.get((self._projection, self._generation))
+        committed = self._store._checkpoints.get((self.name, self.generation))
         return -1 if committed is None else committed.get(partition, -1)
 
-    def advance(self, partition: int, offset: int) -> None:
-        self.checkpoints[partition] = offset
 
-
-class MemoryReadModelStore:
+class MemoryReadModelStore(BaseReadModelStore):
     """A ``ReadModelStore`` in memory, held to the same contract as the others."""
 
     def __init__(self) -> None:
@@ -148,7 +129,7 @@ class MemoryReadModelStore:
             return dict(self._checkpoints.get((name, generation), {}))
 
     @contextmanager
-    def _transaction(self, name: str, generation: int) -> Iterator[Transaction]:
+    def transaction(self, name: str, generation: int) -> Iterator[Transaction]:
         with self._lock:
             transaction = _MemoryTransaction(self, name, generation)
             yield transaction
@@ -168,11 +149,6 @@ class MemoryReadModelStore:
                 parked[(event.partition, event.offset)] = event
             for key in transaction.unparked:
                 parked.pop(key, None)
-
-    def transaction(
-        self, name: str, generation: int
-    ) -> AbstractContextManager[Transaction]:
-        return self._transaction(name, generation)
 
     def table(self, name: str, table: str) -> Documents:
         with self._lock:
@@ -229,18 +205,10 @@ class MemoryReadModelStore:
                 name=name, version=version, generation=state.generation, building=None
             )
 
-    def park(self, name: str, generation: int, parked: ParkedEvent) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.park(parked)
-
     def parked(self, name: str, generation: int) -> list[ParkedEvent]:
         with self._lock:
             found = self._parked.get((name, generation), {})
             return [found[k] for k in sorted(found)]
-
-    def unpark(self, name: str, generation: int, partition: int, offset: int) -> None:
-        with self.transaction(name, generation) as transaction:
-            transaction.unpark(partition, offset)
 
     def record_failure(
         self, name: str, generation: int, failure: ProjectionFailure

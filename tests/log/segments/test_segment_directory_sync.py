@@ -11,8 +11,8 @@ import pytest
 
 from example_ledger.domain import Account
 from framework import Application, AppSettings
+from framework.files import make_dirs
 from framework.log.backends.segments import SegmentLog
-from framework.log.backends.segments.fsutil import make_dirs
 from framework.log.config import TopicConfig
 from framework.log.records import Record
 from tests.log.segments.dirsync import DirectorySyncSpy

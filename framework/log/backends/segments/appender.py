@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 
 from framework.errors import EndOffsetMismatchError
+from framework.files import sync_dir
 from framework.log.backends.segments.batch import (
     COMPRESSION_NONE,
     EncodedBatch,
@@ -21,7 +22,7 @@ from framework.log.backends.segments.batch import (
     encode_record,
 )
 from framework.log.backends.segments.errors import storage_error
-from framework.log.backends.segments.fsutil import sync_data, sync_dir, write_all
+from framework.log.backends.segments.fsutil import sync_data, write_all
 from framework.log.backends.segments.groupcommit import Pending
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.segment import Segment

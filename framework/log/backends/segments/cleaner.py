@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 
+from framework.files import sync_dir
 from framework.log.backends.segments.batch import (
     COMPRESSION_MASK,
     EncodedBatch,
     Entry,
     encode_batch,
 )
-from framework.log.backends.segments.fsutil import sync_dir, write_all
+from framework.log.backends.segments.fsutil import write_all
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.reader import decode_batch, iter_batches
 from framework.log.backends.segments.segment import Segment

@@ -1,10 +1,13 @@
-"""Durable file-system steps: atomic replacement and syncing directories and files."""
+"""Durable file-system steps of the segment log: atomic replacement, whole writes
+and data syncs (directories are made and synced by ``framework.files``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from framework.files import sync_dir
 
 #: ``fdatasync`` also persists the size of an appended file, which is all a log needs;
 #: platforms without it (macOS) fall back to ``fsync``.
@@ -14,44 +17,6 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 def sync_data(fd: int) -> None:
     """Make the file's bytes (and its size) durable."""
     _datasync(fd)
-
-
-def sync_dir(path: Path) -> None:
-    """Make the directory's entries (created, renamed, removed files) durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_dirs(*paths: Path) -> None:
-    """Create each directory of ``paths`` and its missing parents, durably: the
-    folder holding each new directory is fsynced before this returns (once, however
-    many were made in it), so nothing stored inside can outlive its directory's
-    entry in a power failure. A directory that already exists costs one ``stat``.
-
-    A directory another process created meanwhile counts as new: its creator may
-    not have synced its entry yet.
-    """
-    parents: dict[Path, None] = {}  # ordered, for one fsync each
-    for path in paths:
-        missing: list[Path] = []
-        folder = Path(path)
-        while not folder.is_dir():
-            missing.append(folder)
-            if folder.parent == folder:
-                break
-            folder = folder.parent
-        for directory in reversed(missing):
-            try:
-                os.mkdir(directory, 0o755)
-            except FileExistsError:
-                if not directory.is_dir():
-                    raise
-            parents[directory.parent] = None
-    for parent in parents:
-        sync_dir(parent)
 
 
 def write_all(fd: int, parts: Sequence[bytes], position: int) -> None:

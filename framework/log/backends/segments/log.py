@@ -20,11 +20,11 @@ from framework.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from framework.files import make_dirs
 from framework.log.backends.segments import cleaner, reader, recovery
 from framework.log.backends.segments.appender import encode_for_append, write
 from framework.log.backends.segments.errors import LogClosedError, storage_error
 from framework.log.backends.segments.flusher import Flusher
-from framework.log.backends.segments.fsutil import make_dirs
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.topics import TopicCatalog
 from framework.log.config import TopicConfig

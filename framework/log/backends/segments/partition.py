@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from framework.errors import LogError
+from framework.files import make_dirs, sync_dir
 from framework.log.backends.segments import preallocation, recoverypoint, tail
 from framework.log.backends.segments.batch import (
     HEADER_SIZE,
@@ -35,7 +36,7 @@ from framework.log.backends.segments.errors import (
     storage_error,
 )
 from framework.log.backends.segments.flusher import Flusher
-from framework.log.backends.segments.fsutil import make_dirs, sync_data, sync_dir
+from framework.log.backends.segments.fsutil import sync_data
 from framework.log.backends.segments.groupcommit import GroupCommit, Pending
 from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.preallocation import ZERO_HEADER

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import attrs
 
+from framework.files import make_dirs, sync_dir
 from framework.log.backends.segments import preallocation, recoverypoint
-from framework.log.backends.segments.fsutil import make_dirs, sync_dir
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.recoverypoint import RecoveryPoint
 from framework.log.backends.segments.segment import Segment, file_name, segment_bases

@@ -15,12 +15,9 @@ from pathlib import Path
 import attrs
 
 from framework.errors import ConfigurationError, CorruptLogError
+from framework.files import make_dirs, sync_dir
 from framework.log.backends.segments.errors import storage_error
-from framework.log.backends.segments.fsutil import (
-    make_dirs,
-    replace_atomically,
-    sync_dir,
-)
+from framework.log.backends.segments.fsutil import replace_atomically
 from framework.log.backends.segments.lock import FileLock
 from framework.log.config import TopicConfig
 

@@ -27,7 +27,7 @@ from psycopg import sql
 from framework.errors import ConfigurationError, StoreError
 from framework.postgres.database import Database
 from framework.postgres.errors import StoreConnectionError, translated
-from framework.projections.group import target_assignment
+from framework.projections.assignment import target_assignment
 
 logger = logging.getLogger("framework.projections")
 

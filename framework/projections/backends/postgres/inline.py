@@ -11,19 +11,30 @@ at all. A handler that fails therefore fails the append.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-
-from psycopg import sql
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from framework.errors import ProjectionError
 from framework.postgres.database import Cursor
-from framework.projections.backends.postgres import (
-    PostgresReadModelStore,
-    PostgresTransaction,
-)
-from framework.projections.runner import ProjectionRunner
+from framework.projections.backends.postgres.statements import ReadModelStatements
+from framework.projections.backends.postgres.transaction import PostgresTransaction
+from framework.projections.ports import InlineRunner
 from framework.store.backends.postgres import PostgresEventStore
 from framework.store.events import Appended
+
+
+class InlineHost(Protocol):
+    """What an inline projection needs of its read-model store
+    (``PostgresReadModelStore``, which creates it)."""
+
+    @property
+    def statements(self) -> ReadModelStatements: ...
+
+    def lock(self, cursor: Cursor, name: str) -> None: ...
+
+    def announce(
+        self, name: str, generation: int, checkpoints: Mapping[int, int]
+    ) -> None: ...
 
 
 class InlineProjection:
@@ -31,36 +42,15 @@ class InlineProjection:
 
     def __init__(
         self,
-        read_models: PostgresReadModelStore,
+        read_models: InlineHost,
         store: PostgresEventStore,
-        runner: ProjectionRunner,
+        runner: InlineRunner,
     ) -> None:
         self._read_models = read_models
         self._store = store
         self._runner = runner
         self._name = runner.name
-        t = read_models.db.table
-        self._q_state = (
-            sql.SQL("SELECT id, generation FROM {} WHERE name = %s")
-            .format(t("projections"))
-            .as_bytes(None)
-        )
-        self._q_checkpoints = (
-            sql.SQL(
-                'SELECT partition, "offset" FROM {} WHERE name = %s '
-                "AND generation = %s AND partition = ANY(%s::int4[])"
-            )
-            .format(t("projection_checkpoints"))
-            .as_bytes(None)
-        )
-        self._q_parked = (
-            sql.SQL(
-                "SELECT DISTINCT partition, stream_id FROM {} WHERE name = %s "
-                "AND generation = %s AND partition = ANY(%s::int4[])"
-            )
-            .format(t("projection_parked"))
-            .as_bytes(None)
-        )
+        self._statements = read_models.statements
         # The generation each appending thread wrote, for ``committed``.
         self._local = threading.local()
 
@@ -68,7 +58,7 @@ class InlineProjection:
         last = _last_offsets(written)
         partitions = sorted(last)
         self._read_models.lock(cursor, self._name)
-        row = cursor.execute(self._q_state, (self._name,)).fetchone()
+        row = cursor.execute(self._statements.live_generation, (self._name,)).fetchone()
         if row is None:
             raise ProjectionError(
                 f"inline projection {self._name!r} lost its read model (was the "
@@ -78,13 +68,15 @@ class InlineProjection:
         key = (self._name, generation, partitions)
         checkpoints: dict[int, int] = {
             int(p): int(o)
-            for p, o in cursor.execute(self._q_checkpoints, key).fetchall()
+            for p, o in cursor.execute(self._statements.checkpoints_of, key).fetchall()
         }
         parked: dict[int, set[str]] = {p: set() for p in partitions}
-        for partition, stream_id in cursor.execute(self._q_parked, key).fetchall():
+        for partition, stream_id in cursor.execute(
+            self._statements.parked_streams, key
+        ).fetchall():
             parked[partition].add(stream_id)
         transaction = PostgresTransaction(
-            self._read_models, cursor, self._name, projection_id, generation
+            self._statements, cursor, self._name, projection_id, generation
         )
         chunk = self._runner.settings.batch_size
         for partition in partitions:
@@ -111,8 +103,7 @@ class InlineProjection:
             return
         last = _last_offsets(written)
         self._read_models.announce(self._name, generation, last)
-        if self._runner.board is not None:
-            self._runner.board.publish(self._name, last)
+        self._runner.publish(last)
 
 
 def _last_offsets(written: Sequence[Appended]) -> dict[int, int]:

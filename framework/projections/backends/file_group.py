@@ -14,16 +14,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
 
-import attrs
-
-from framework.log.backends.segments.fsutil import make_dirs
-from framework.projections.runner import ProjectionRunner
+from framework.files import make_dirs
+from framework.projections.assignment import target_assignment
 
 logger = logging.getLogger("framework.projections")
 
@@ -55,22 +51,6 @@ def running_members(directory: Path) -> list[str]:
         else:
             _unlock(fd)
     return running
-
-
-def target_assignment(members: list[str], partitions: int) -> dict[str, list[int]]:
-    """Partitions per member: contiguous ranges over the sorted members, sizes
-    differing by at most one (Kafka's range assignor)."""
-    ordered = sorted(members)
-    plan: dict[str, list[int]] = {m: [] for m in ordered}
-    if not ordered:
-        return plan
-    size, extra = divmod(partitions, len(ordered))
-    start = 0
-    for i, member in enumerate(ordered):
-        count = size + (1 if i < extra else 0)
-        plan[member] = list(range(start, start + count))
-        start += count
-    return plan
 
 
 class FileGroup:
@@ -171,97 +151,3 @@ class FileGroup:
             _unlock(self._member_fd)
             self._member_fd = None
             (self._members / f"{self.member_id}.member").unlink(missing_ok=True)
-
-
-@attrs.frozen(kw_only=True)
-class GroupSettings:
-    """``heartbeat``: seconds between a member's rebalances (and lease renewals).
-    ``lease``: seconds a PostgreSQL group member may miss heartbeats before the
-    others take its partitions (a file group's lease is its process's life)."""
-
-    heartbeat: float = 0.2
-    lease: float = 10.0
-
-
-class ConsumerGroup(Protocol):
-    """One member's view of a consumer group (``FileGroup``, ``PostgresGroup``)."""
-
-    member_id: str
-
-    def join(self) -> None: ...
-
-    @property
-    def owned(self) -> list[int]: ...
-
-    def rebalance(self) -> tuple[list[int], list[int]]: ...
-
-    def leave(self) -> None: ...
-
-
-class AppendSignal(Protocol):
-    """Tells an idle member that partitions may have new events (PostgreSQL:
-    LISTEN on the store's channel), so that it need not poll."""
-
-    def wait(self, timeout: float) -> list[int]:
-        """Partitions that got events, as soon as any does; ``[]`` on timeout."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class GroupMember:
-    """Runs a projection runner as one member of a consumer group.
-
-    Every ``heartbeat`` seconds it rebalances; in between it applies batches of the
-    partitions it owns. A partition that moves is released only between batches.
-    Idle, it polls with backoff, or, given a ``signal``, waits for it and then reads
-    only the partitions it names (plus all of its own at every heartbeat).
-    """
-
-    def __init__(
-        self,
-        runner: ProjectionRunner,
-        group: ConsumerGroup,
-        *,
-        heartbeat: float = 0.2,
-        signal: AppendSignal | None = None,
-    ) -> None:
-        self.runner = runner
-        self.group = group
-        self.heartbeat = heartbeat
-        self.signal = signal
-        #: Set once the member has joined its group (and is applying batches).
-        self.joined = threading.Event()
-
-    def run(self, stop: threading.Event) -> None:
-        self.group.join()
-        self.joined.set()
-        self.runner.running += 1
-        try:
-            next_beat = 0.0
-            interval = self.runner.settings.poll_interval
-            hinted: list[int] | None = None  # None: every owned partition
-            while not stop.is_set():
-                now = time.monotonic()
-                if now >= next_beat:
-                    self.group.rebalance()
-                    next_beat = now + self.heartbeat
-                    hinted = None
-                owned = self.group.owned
-                targets = owned if hinted is None else [p for p in hinted if p in owned]
-                if targets and self.runner.step_logging_failures(targets):
-                    interval = self.runner.settings.poll_interval
-                    hinted = targets  # until they are drained
-                    continue
-                left = max(0.0, next_beat - time.monotonic())
-                if self.signal is not None:
-                    hinted = self.signal.wait(left) or None
-                    continue
-                stop.wait(min(interval, left))
-                interval = min(interval * 2, self.runner.settings.max_poll_interval)
-                hinted = None
-        finally:
-            self.runner.running -= 1
-            self.group.leave()
-            if self.signal is not None:
-                self.signal.close()
