@@ -45,8 +45,9 @@ from framework.projections.projection import Projection
 from framework.projections.query import ReadModel
 from framework.projections.runner import ProjectionRunner, RunnerSettings
 from framework.retry import compute_backoff
+from framework.schema.codecs.json import JsonEventCodec
 from framework.schema.envelopes import EnvelopeDecoder
-from framework.schema.json import JsonEventCodec
+from framework.schema.ports import EventCodec
 from framework.store.event_store import LogEventStore
 from framework.store.events import Appended, NewEvent
 from framework.store.ports import EventStore, StreamAppend
@@ -106,7 +107,7 @@ class Application:
         else:
             self.url = resolve_url(url, self.settings)
             self.store = open_store(self.url, self.settings)
-        self.codec = JsonEventCodec(registry)
+        self.codec: EventCodec = JsonEventCodec(registry)
         self.router = router or CommandRouter()
         self._read_models = read_models
         #: Registered projections by name.

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent
-from framework.schema.json import Decoder, JsonEventCodec
+from framework.schema.ports import Decoder, EventCodec
 
 _new_tuple = tuple.__new__
 
@@ -53,7 +53,7 @@ class EnvelopeDecoder:
     ``UnknownEventError`` names the topic, partition, offset, stream and version.
     """
 
-    def __init__(self, codec: JsonEventCodec, topic: str) -> None:
+    def __init__(self, codec: EventCodec, topic: str) -> None:
         self._codec = codec
         self._topic = topic
         self._cache: dict[tuple[str, int], Decoder] = {}
