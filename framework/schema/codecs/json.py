@@ -1,5 +1,10 @@
 """The JSON codec: events to JSON bytes and back, through a cattrs converter of our own
-(orjson)."""
+(orjson).
+
+Which types and values an event may hold is checked when it is declared and recorded
+(``framework.domain.payload``, whose limits are JSON's); this module decides how each
+of those types is written as JSON and read back.
+"""
 
 from __future__ import annotations
 
