@@ -41,9 +41,10 @@ STORED_FIELDS = (
 #: without its bytes, in their stored order.
 ENVELOPE_FIELDS = ("event", *(f for f in STORED_FIELDS if f != "data"))
 
-#: How many leading fields of an envelope stay when it moves to a stored position
-#: (``partition`` and ``offset`` come last).
-_BEFORE_POSITION = ENVELOPE_FIELDS.index("partition")
+#: The fields that place a stored event, last in both tuples: ``envelope_at``
+#: keeps the fields before them and replaces these.
+POSITION = ("partition", "offset")
+_BEFORE_POSITION = len(ENVELOPE_FIELDS) - len(POSITION)
 
 
 class LayoutError(TypeError):
@@ -63,8 +64,6 @@ def _check(what: str, fields: Sequence[str], expected: Sequence[str]) -> None:
 def check_envelope_fields(fields: Sequence[str]) -> None:
     """Raise ``LayoutError`` unless ``fields`` are ``ENVELOPE_FIELDS``, in order."""
     _check("EventEnvelope", fields, ENVELOPE_FIELDS)
-    if ENVELOPE_FIELDS[_BEFORE_POSITION:] != ("partition", "offset"):
-        raise LayoutError("an envelope's partition and offset must be its last fields")
 
 
 def check_stored_fields(fields: Sequence[str]) -> None:
@@ -73,6 +72,7 @@ def check_stored_fields(fields: Sequence[str]) -> None:
     _check("StoredEvent", fields, STORED_FIELDS)
 
 
+_check("the envelope's position", ENVELOPE_FIELDS[_BEFORE_POSITION:], POSITION)
 check_envelope_fields(EventEnvelope._fields)
 
 
@@ -161,6 +161,7 @@ def envelope_at(envelope: Envelope, partition: int, offset: int) -> Envelope:
 
 __all__ = [
     "ENVELOPE_FIELDS",
+    "POSITION",
     "STORED_FIELDS",
     "LayoutError",
     "StoredLike",
