@@ -6,9 +6,9 @@ Replay builds one envelope per event, so the builders go by position through
 ``tuple.__new__`` rather than by name through the named tuple's constructor. Only
 this module knows the positions: it checks them against ``EventEnvelope`` when it is
 imported, so reordering a field fails at once with a message saying what to change.
-The store's ``StoredEvent`` cannot be checked here (``framework.store`` and
-``framework.schema`` are independent layers); ``check_stored_fields`` is what a layer
-that sees both calls with it.
+The store's ``StoredEvent`` cannot be imported here (``framework.store`` and
+``framework.schema`` are independent layers), so ``envelope_reader`` checks the class
+of a stored event whenever it looks up a decoder, off the per-event path.
 """
 
 from __future__ import annotations
@@ -124,10 +124,18 @@ def envelope_reader(
     envelope_class = EventEnvelope
     cached = decoders.get
 
+    def checked_decoder_for(stored: StoredLike) -> Callable[[bytes], DomainEvent]:
+        # Once per (name, version) a reader meets: the fields were unpacked by
+        # position already, but nothing is built from them yet.
+        fields = getattr(type(stored), "_fields", None)
+        if fields is not None:
+            check_stored_fields(fields)
+        return decoder_for(stored)
+
     def envelope(stored: StoredLike) -> Envelope:
         (event_id, stream, version, name, ev_version, data, ts, corr, caus, headers,
          partition, offset) = stored  # fmt: skip
-        decoder = cached((name, ev_version)) or decoder_for(stored)
+        decoder = cached((name, ev_version)) or checked_decoder_for(stored)
         built: Envelope = new(
             envelope_class,
             (

@@ -4,6 +4,7 @@ envelopes share, checked on import, and the builders that go by it."""
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 import pytest
 
@@ -73,6 +74,30 @@ def test_an_envelope_read_from_a_stored_event_holds_its_fields_by_name() -> None
     assert envelope.event == Noted(text="hi")
     for name in ENVELOPE_FIELDS[1:]:
         assert getattr(envelope, name) == getattr(stored, name), name
+
+
+class Reordered(NamedTuple):
+    """A stored event whose correlation and causation ids swapped places."""
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    name: str
+    version: int
+    data: bytes
+    timestamp_ms: int
+    causation_id: str
+    correlation_id: str
+    headers: dict[str, str]
+    partition: int
+    offset: int
+
+
+def test_reading_a_stored_event_of_another_field_order_is_refused() -> None:
+    reordered = Reordered(*_stored())
+    reader = EnvelopeDecoder(JsonEventCodec(registry), "events")
+    with pytest.raises(LayoutError, match="StoredEvent has the fields"):
+        reader.envelope(reordered)
 
 
 def test_an_envelope_at_a_position_changes_only_its_partition_and_offset() -> None:
