@@ -27,6 +27,8 @@ class EventEnvelope(NamedTuple, Generic[E_co]):
     ``None`` until the event is stored. Timestamps are UTC with millisecond precision.
     A named tuple rather than a frozen attrs class: replay builds one per event, and
     a tuple is built in half the time. Use ``_replace`` to derive a changed copy.
+    The field order is the stored event's (``framework.schema.envelope_layout``
+    builds envelopes by position and checks the order on import).
     """
 
     event: E_co

@@ -10,7 +10,8 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from framework.domain.payload import Check, Freeze, payload_checker, payload_freezer
+from framework.domain.json_value import Freeze, payload_freezer
+from framework.domain.payload import Check, payload_checker
 from framework.errors import EventRegistrationError
 
 E = TypeVar("E", bound="DomainEvent")

@@ -1,10 +1,14 @@
-"""What an event payload may hold, checked when a class is declared and when it records.
+"""The payload type model: what an event's fields may hold, checked when a class is
+declared (``@event``) and again when an aggregate records an event.
 
-The JSON codec in ``framework.schema`` stores exactly these types and gives them back
-unchanged, so a value that passes here always round-trips. Checking in the domain layer
-lets ``Aggregate.record`` refuse a bad payload before anything is written. Recording
-also freezes the event's JSON values (``framework.domain.json_value``), and decoding
-freezes them the same way, so a recorded event and a loaded one hold the same types.
+The model is codec-neutral: every codec stores these types, and its limits are what
+every codec the framework ships can write (JSON's today: ints within 64 bits, finite
+floats, str keys, lists and dicts at most 254 deep; a codec that stores less tightens
+them here). The checks live in the domain rather than beside the JSON codec in
+``framework.schema`` because ``Aggregate.record`` must refuse a bad value before
+anything is recorded, and the domain may not import the schema layer; how each type
+becomes bytes and back is the codec's part (``framework.schema.codecs``). Recording
+also freezes the event's JSON values (``framework.domain.json_value``).
 """
 
 from __future__ import annotations
@@ -21,15 +25,12 @@ from typing import Any
 
 import attrs
 
-from framework.domain.json_value import JSON, FrozenDict, FrozenList, freeze_json
+from framework.domain.json_value import JSON, FrozenList
 from framework.errors import EventRegistrationError, UnserializableEventError
 
 #: Returns a description of what is wrong with a value, or ``None`` when it fits: the
 #: path to the bad part (``.field``, ``[0]``, ``['key']``), ": ", and what is wrong.
 Check = Callable[[Any], str | None]
-
-#: Returns a value with its JSON values frozen (attrs instances: frozen in place).
-Freeze = Callable[[Any], Any]
 
 SUPPORTED = (
     "str, int, bool, float (finite), Decimal (finite), uuid.UUID, datetime "
@@ -38,8 +39,8 @@ SUPPORTED = (
     "attrs classes of these"
 )
 
-#: orjson refuses to write lists and dicts nested deeper than this (the event's own
-#: dict counts as one level).
+#: The codecs' limits (see above). orjson refuses to write lists and dicts nested
+#: deeper than this (the event's own dict counts as one level).
 _MAX_NESTING = 254
 
 
@@ -65,7 +66,8 @@ def _exact(*kinds: type) -> Check:
     return check
 
 
-#: orjson writes integers from the signed 64-bit minimum to the unsigned maximum.
+#: The codecs' limits (see above): orjson writes integers from the signed 64-bit
+#: minimum to the unsigned maximum.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
@@ -327,72 +329,6 @@ def payload_checker(
         return None
 
     return check
-
-
-def freezer_for(annotation: Any) -> Freeze | None:  # noqa: PLR0911
-    """What freezes the JSON values in a value of ``annotation`` (checked by
-    ``check_for`` already), or ``None`` when it holds none. Lists and dicts around
-    JSON values are frozen too, so that no part of a recorded value can change."""
-    if annotation is JSON:
-        return freeze_json
-    if isinstance(annotation, type) and attrs.has(annotation):
-        return payload_freezer(annotation)
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        (rest,) = [a for a in args if a is not type(None)]
-        some = freezer_for(rest)
-        return None if some is None else lambda v: None if v is None else some(v)
-    if origin is tuple and args and Ellipsis not in args:
-        parts = [freezer_for(a) for a in args]
-        if not any(parts):
-            return None
-        return lambda v: tuple(
-            x if part is None else part(x) for part, x in zip(parts, v, strict=True)
-        )
-    if origin in (list, tuple):
-        return _freeze_items(origin, freezer_for(args[0]))
-    if origin in (dict, Mapping):
-        return _freeze_values(freezer_for(args[1]))
-    # Scalars, containers of scalars, and frozensets (whose items are hashable,
-    # so never a list or a dict).
-    return None
-
-
-def _freeze_items(container: type, item: Freeze | None) -> Freeze | None:
-    if item is None:
-        return None
-    if container is list:
-        return lambda v: FrozenList([item(x) for x in v])
-    return lambda v: tuple(item(x) for x in v)
-
-
-def _freeze_values(item: Freeze | None) -> Freeze | None:
-    if item is None:
-        return None
-    return lambda v: FrozenDict({k: item(x) for k, x in v.items()})
-
-
-def payload_freezer(cls: type) -> Freeze | None:
-    """What freezes, in place, the JSON values of an instance of the attrs class
-    ``cls`` (its types resolved by ``payload_checker``), or ``None`` if it holds
-    none: the codec's speed for ordinary events stays what it was."""
-    fields = [
-        (f.name, freeze)
-        for f in attrs.fields(cls)
-        if (freeze := freezer_for(f.type)) is not None
-    ]
-    if not fields:
-        return None
-
-    def freeze_fields(value: Any) -> Any:
-        for name, freeze in fields:
-            # Frozen attrs classes refuse setattr; this is the value recorded, made
-            # safe from whoever still holds its lists and dicts, and equal to it.
-            object.__setattr__(value, name, freeze(getattr(value, name)))
-        return value
-
-    return freeze_fields
 
 
 def ensure_serializable(event: Any, check: Check, name: str) -> None:

@@ -10,7 +10,7 @@ import attrs
 from framework.projections.ports import ReadModelStore
 from framework.projections.projection import Projection
 from framework.projections.runner import ProjectionRunner, RunnerSettings
-from framework.schema.json import JsonEventCodec
+from framework.schema.ports import EventCodec
 from framework.store.ports import EventStore
 
 
@@ -36,7 +36,7 @@ class Progress:
 
 def rebuild(
     store: EventStore,
-    codec: JsonEventCodec,
+    codec: EventCodec,
     projection: Projection,
     read_models: ReadModelStore,
     *,

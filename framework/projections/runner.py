@@ -25,7 +25,7 @@ from framework.projections.positions import PositionBoard
 from framework.projections.projection import Projection
 from framework.retry import RetryPolicy, compute_backoff
 from framework.schema.envelopes import EnvelopeDecoder
-from framework.schema.json import JsonEventCodec
+from framework.schema.ports import EventCodec
 from framework.store.events import StoredEvent
 from framework.store.ports import EventStore
 from framework.store.position import Position
@@ -73,7 +73,7 @@ class ProjectionRunner:
     def __init__(
         self,
         store: EventStore,
-        codec: JsonEventCodec,
+        codec: EventCodec,
         projection: Projection,
         read_models: ReadModelStore,
         *,

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
 
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent
-from framework.schema.json import Decoder, JsonEventCodec
+from framework.schema.envelope_layout import StoredLike, envelope_reader
+from framework.schema.ports import Decoder, EventCodec
 
-_new_tuple = tuple.__new__
-
-
-class StoredLike(Protocol):
-    """The fields of ``framework.store.StoredEvent`` that decoding reads; like it, a
-    tuple whose fields are ``EventEnvelope``'s without ``event``, with ``data``
-    after ``version`` (a test holds the two orders together)."""
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-    @property
-    def event_id(self) -> uuid.UUID: ...
-    @property
-    def stream_id(self) -> str: ...
-    @property
-    def stream_version(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def timestamp_ms(self) -> int: ...
-    @property
-    def correlation_id(self) -> str: ...
-    @property
-    def causation_id(self) -> str: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
+__all__ = ["EnvelopeDecoder", "StoredLike"]
 
 
 class EnvelopeDecoder:
@@ -51,12 +17,18 @@ class EnvelopeDecoder:
 
     Not thread-safe (the cache is a plain dict): make one per reading thread.
     ``UnknownEventError`` names the topic, partition, offset, stream and version.
+    ``envelope(stored)`` gives the stored event's ``EventEnvelope``.
     """
 
-    def __init__(self, codec: JsonEventCodec, topic: str) -> None:
+    envelope: Callable[[StoredLike], EventEnvelope[DomainEvent]]
+
+    def __init__(self, codec: EventCodec, topic: str) -> None:
         self._codec = codec
         self._topic = topic
         self._cache: dict[tuple[str, int], Decoder] = {}
+        # A closure rather than a method: it runs once per replayed event, and
+        # the layout module is the one place that builds envelopes by position.
+        self.envelope = envelope_reader(self._cache, self.decoder_for)
 
     def decoder_for(self, stored: StoredLike) -> Decoder:
         decoder = self._cache.get((stored.name, stored.version))
@@ -74,31 +46,3 @@ class EnvelopeDecoder:
 
     def event(self, stored: StoredLike) -> DomainEvent:
         return self.decoder_for(stored)(stored.data)
-
-    def envelope(self, stored: StoredLike) -> EventEnvelope[DomainEvent]:
-        # EventEnvelope's fields are the stored event's with the decoded event in
-        # front and the bytes left out. Unpacking once and building the tuple
-        # directly skips attribute lookups, slices and the named tuple's
-        # Python-level constructor: this runs once per replayed event.
-        (event_id, stream, version, name, ev_version, data, ts, corr, caus, headers,
-         partition, offset) = stored  # fmt: skip
-        decoder = self._cache.get((name, ev_version))
-        if decoder is None:
-            decoder = self.decoder_for(stored)
-        return _new_tuple(
-            EventEnvelope,
-            (
-                decoder(data),
-                event_id,
-                stream,
-                version,
-                name,
-                ev_version,
-                ts,
-                corr,
-                caus,
-                headers,
-                partition,
-                offset,
-            ),
-        )

@@ -132,18 +132,28 @@ def reference_murmur2(raw: bytes) -> int:
     return h
 
 
-@pytest.fixture(scope="module", params=["python", "c"])
-def murmur(request: pytest.FixtureRequest) -> Hash:
-    """Each implementation: the pure-Python reference and fallback, and the C one
-    that ``partition_for`` uses where it was built (it must be, under CI)."""
-    if request.param == "python":
-        return murmur2
+def _compiled_murmur2() -> Hash:
     compiled = partitioner._compiled
     if compiled is None:
         if os.environ.get("FRAMEWORK_REQUIRE_SERVICES") == "1":
             pytest.fail("framework.log._murmur2 was not built; is a C compiler there?")
         pytest.skip("framework.log._murmur2 was not built (no C compiler)")
     return compiled
+
+
+@pytest.fixture(scope="module", params=["python", "c"])
+def murmur(request: pytest.FixtureRequest) -> Hash:
+    """Each implementation: the pure-Python reference and fallback, and the C one
+    that ``partition_for`` uses where it was built (it must be, under CI)."""
+    if request.param == "python":
+        return murmur2
+    return _compiled_murmur2()
+
+
+@pytest.fixture(scope="module")
+def compiled() -> Hash:
+    """The C ``murmur2`` that ``partition_for`` uses where it was built."""
+    return _compiled_murmur2()
 
 
 # --- Published vectors ---------------------------------------------------------------
@@ -195,6 +205,13 @@ def test_murmur2_equals_the_literal_java_transliteration_for_any_bytes(
     data: bytes,
 ) -> None:
     assert murmur(data) == reference_murmur2(data)
+
+
+@given(st.binary(max_size=300))
+def test_the_c_murmur2_agrees_with_the_reference_on_any_bytes(
+    compiled: Hash, data: bytes
+) -> None:
+    assert compiled(data) == murmur2(data)
 
 
 @pytest.mark.parametrize("length", range(8))

@@ -20,7 +20,7 @@ from framework.domain.events import DomainEvent, EventRegistry, event
 from framework.domain.payload import ensure_serializable
 from framework.errors import SchemaError, UnknownEventError
 from framework.projections import Projection, Transaction, on
-from framework.schema.json import JsonEventCodec
+from framework.schema.codecs.json import JsonEventCodec
 
 registry = EventRegistry()
 

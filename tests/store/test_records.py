@@ -150,16 +150,6 @@ def test_uuid_from_bytes_equals_the_stdlib_constructor() -> None:
         uuid_from_bytes(b"short")
 
 
-def test_envelopes_and_stored_events_keep_their_field_orders_in_step() -> None:
-    from framework.domain.envelope import EventEnvelope
-    from framework.store.events import StoredEvent
-
-    # EnvelopeDecoder builds an envelope by position from a stored event.
-    stored = StoredEvent._fields
-    assert EventEnvelope._fields == ("event", *stored[:5], *stored[6:])
-    assert stored[5] == "data"
-
-
 # Few distinct texts, so that runs of events share a name or ids, as one command's do.
 shared_text = st.sampled_from(["", "a", "ledger.FundsDeposited", "é" * 3])
 run_events = new_events(shared_text)

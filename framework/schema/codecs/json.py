@@ -1,4 +1,10 @@
-"""Events to JSON bytes and back, through a cattrs converter of our own (orjson)."""
+"""The JSON codec: events to JSON bytes and back, through a cattrs converter of our own
+(orjson).
+
+Which types and values an event may hold is checked when it is declared and recorded
+(``framework.domain.payload``, whose limits are JSON's); this module decides how each
+of those types is written as JSON and read back.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cattrs
 import orjson
@@ -16,8 +22,7 @@ from framework.domain.events import DomainEvent, EventRegistry, event_name
 from framework.domain.events import registry as default_registry
 from framework.domain.json_value import JSON
 from framework.errors import SchemaError, UnknownEventError, UnserializableEventError
-
-Decoder = Callable[[bytes], DomainEvent]
+from framework.schema.ports import Decoder, EventCodec
 
 
 def make_event_converter() -> cattrs.Converter:
@@ -135,6 +140,12 @@ class JsonEventCodec:
         """Drop a cached decoder (after registering a class late)."""
         with self._lock:
             self._decoders.pop((name, version), None)
+
+
+if TYPE_CHECKING:
+    # mypy checks here that the JSON codec fills the port.
+    def _fills_the_port(codec: JsonEventCodec) -> EventCodec:
+        return codec
 
 
 __all__ = ["JsonEventCodec", "make_event_converter"]
