@@ -1,4 +1,5 @@
-"""``Application``: one store URL in; save, load, handle commands, read events."""
+"""``Application``, the one object users hold: one store URL in; it saves and loads
+through its repository, handles commands, reads events and runs projections."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ class Application:
 
     ``Application("memory://")``; ``file:`` and ``postgresql://`` come with their
     backends. Without a URL, ``FRAMEWORK_STORE_URL`` is read. Thread-safe.
+
+    It composes the parts: the wiring opens the backends the URL names, the
+    ``repository`` loads and saves aggregates, a command handler runs commands,
+    and the application keeps the projections and everyone's lifetime.
     """
 
     def __init__(
@@ -129,7 +134,12 @@ class Application:
 
     def _apply_after_append(self, position: Position) -> None:
         """Bring the inline runners the store does not run inside its appends up
-        to ``position``; a failure says that the events were saved all the same."""
+        to ``position``; a failure says that the events were saved all the same.
+
+        Here and not in the repository: registering projections, choosing which
+        run inside the store's appends and what a failure means for a caller
+        are the application's, and a repository that knows no projections is
+        the one snapshots can plug into alone."""
         for runner in self._after_append:
             try:
                 runner.catch_up_to(position)

@@ -1,6 +1,6 @@
 """The wiring: from one store URL (and ``AppSettings``) to the backends behind it:
 the log, the event store, the read-model store and a projection's consumer-group
-member. Transports and the schema registry get their openers here too."""
+member. Transports and the schema registry will be opened here too."""
 
 from __future__ import annotations
 
