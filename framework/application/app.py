@@ -1,38 +1,32 @@
-"""``Application``: one store URL in; save, load, handle commands, read events."""
+"""``Application``, the one object users hold: one store URL in; it saves and loads
+through its repository, handles commands, reads events and runs projections."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import threading
-import time
-import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, Self, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
-import attrs
-
-from framework.application.settings import (
-    AppSettings,
-    events_config,
+from framework.application.commands import CommandHandler, CommandResult
+from framework.application.repository import Repository
+from framework.application.settings import AppSettings, resolve_url
+from framework.application.wiring import (
+    GroupMember,
+    GroupSettings,
+    group_member,
     open_read_models,
     open_store,
-    resolve_url,
+    store_on_log,
 )
 from framework.domain.aggregate import Aggregate
 from framework.domain.commands import CommandRouter
-from framework.domain.context import MessageContext, current_context, message_context
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent, EventRegistry
-from framework.errors import (
-    AggregateNotFoundError,
-    ConcurrencyError,
-    ConfigurationError,
-    ProjectionError,
-    StoreInputError,
-    UnknownEventError,
-)
+from framework.errors import ConfigurationError, ProjectionError
 from framework.log.ports import Log
 from framework.projections.errors import (
     InlineProjectionFailedError,
@@ -43,35 +37,19 @@ from framework.projections.ports import InlineReadModelStore, ReadModelStore
 from framework.projections.positions import PositionBoard
 from framework.projections.projection import Projection
 from framework.projections.query import ReadModel
+from framework.projections.rebuild import Progress, rebuild
 from framework.projections.runner import ProjectionRunner, RunnerSettings
-from framework.retry import compute_backoff
 from framework.schema.codecs.json import JsonEventCodec
-from framework.schema.envelope_layout import envelope_at
 from framework.schema.envelopes import EnvelopeDecoder
 from framework.schema.ports import EventCodec
-from framework.store.event_store import LogEventStore
-from framework.store.events import Appended, NewEvent
-from framework.store.ports import EventStore, StreamAppend
+from framework.store.ports import EventStore
 from framework.store.position import Position
 
 logger = logging.getLogger("framework.application")
 
 A = TypeVar("A", bound=Aggregate)
-R = TypeVar("R")
 
 Envelope = EventEnvelope[DomainEvent]
-
-
-@attrs.frozen(kw_only=True)
-class CommandResult(Generic[R]):
-    """What handling a command did: the handler's return ``value``, the ``position``
-    of everything saved (policies' follow-up commands included), the number of
-    ``attempts`` and the events this command itself saved."""
-
-    value: R
-    position: Position
-    attempts: int
-    events: tuple[Envelope, ...]
 
 
 class Application:
@@ -79,6 +57,10 @@ class Application:
 
     ``Application("memory://")``; ``file:`` and ``postgresql://`` come with their
     backends. Without a URL, ``FRAMEWORK_STORE_URL`` is read. Thread-safe.
+
+    It composes the parts: the wiring opens the backends the URL names, the
+    ``repository`` loads and saves aggregates, a command handler runs commands,
+    and the application keeps the projections and everyone's lifetime.
     """
 
     def __init__(
@@ -100,16 +82,17 @@ class Application:
         if store is not None:
             self.store = store
         elif log is not None:
-            self.store = LogEventStore(
-                log,
-                topic=self.settings.events_topic,
-                config=events_config(self.settings),
-            )
+            self.store = store_on_log(log, self.settings)
         else:
             self.url = resolve_url(url, self.settings)
             self.store = open_store(self.url, self.settings)
         self.codec: EventCodec = JsonEventCodec(registry)
         self.router = router or CommandRouter()
+        #: Loads and saves aggregates (snapshots plug in there).
+        self.repository = Repository(self.store, self.codec)
+        self._commands = CommandHandler(
+            self.router, self.settings.command_retry, self.load, self._save_recorded
+        )
         self._read_models = read_models
         #: Registered projections by name.
         self.projections: dict[str, ProjectionRunner] = {}
@@ -135,92 +118,29 @@ class Application:
         an aggregate changed since it was loaded: the aggregates before it in the
         argument list are saved, it and those after it keep their pending events.
         """
-        if len(aggregates) == 1 and not self._after_append:
-            return self._save_one(aggregates[0])
-        position, _ = self._save(aggregates, [], envelopes=False)
+        position = self.repository.save(aggregates)
+        if self._after_append:
+            self._apply_after_append(position)
         return position
 
-    def _save_one(self, aggregate: Aggregate) -> Position:
-        """``_save`` of one aggregate, the usual save: the same steps and failure
-        rules without the lists that keep several aggregates apart (one stream's
-        append is atomic in every store)."""
-        # Encoded before the events are taken, as in ``_save``.
-        encoded = [self._encode(e) for e in aggregate.pending_events]
-        if not encoded:
-            return Position()
-        pending = aggregate.collect_events()
-        try:
-            appended = self.store.append(
-                aggregate.id, encoded, aggregate.version - len(pending)
-            )
-        except BaseException:
-            aggregate._restore_pending(pending)
-            raise
-        return Position({appended.partition: appended.last_offset})
-
-    def _save(
-        self,
-        aggregates: Iterable[Aggregate],
-        written: list[str],
-        *,
-        envelopes: bool = True,
+    def _save_recorded(
+        self, aggregates: Sequence[Aggregate], written: list[str]
     ) -> tuple[Position, list[Envelope]]:
-        """Save in order; ``written`` collects the stream ids appended so far, so a
-        caller can tell whether a failure left part of the work stored."""
-        # Encode everything before taking any pending event, so that an encoding
-        # error leaves every aggregate as it was and writes nothing.
-        batches = [
-            (aggregate, pending, [self._encode(e) for e in pending])
-            for aggregate in aggregates
-            for pending in (list(aggregate.pending_events),)
-        ]
-        for aggregate, _, _ in batches:
-            aggregate.collect_events()
-        offsets: dict[int, int] = {}
-        saved: list[Envelope] = []
-        todo = [(a, pending, encoded) for a, pending, encoded in batches if pending]
-        results: list[Appended] = []
-        try:
-            if self.store.atomic_multi_stream:
-                results = self.store.append_streams(
-                    [
-                        StreamAppend(
-                            stream_id=aggregate.id,
-                            events=encoded,
-                            expected_version=aggregate.version - len(pending),
-                        )
-                        for aggregate, pending, encoded in todo
-                    ]
-                )
-            else:
-                # One stream at a time, so that a failure tells exactly which
-                # aggregates were written before it.
-                for aggregate, pending, encoded in todo:
-                    results.append(
-                        self.store.append(
-                            aggregate.id, encoded, aggregate.version - len(pending)
-                        )
-                    )
-        except BaseException:
-            for aggregate, pending, _ in todo[len(results) :]:
-                aggregate._restore_pending(pending)
-            written.extend(a.id for a, _, _ in todo[: len(results)])
-            raise
-        written.extend(a.id for a, _, _ in todo)
-        for (_, pending, _), appended in zip(todo, results, strict=True):
-            offsets[appended.partition] = appended.last_offset
-            if envelopes:
-                partition = appended.partition
-                saved.extend(
-                    # The stored copy: the same fields with partition and offset.
-                    envelope_at(e, partition, offset)
-                    for e, offset in zip(
-                        pending,
-                        range(appended.first_offset, appended.last_offset + 1),
-                        strict=True,
-                    )
-                )
-        position = Position(offsets)
+        """``Repository.save_all``, then the inline projections that run after
+        the append: the save of a command's unit of work."""
+        position, saved = self.repository.save_all(aggregates, written)
+        if self._after_append:
+            self._apply_after_append(position)
+        return position, saved
+
+    def _apply_after_append(self, position: Position) -> None:
+        """Bring the inline runners the store does not run inside its appends up
+        to ``position``; a failure says that the events were saved all the same.
+
+        Here and not in the repository: registering projections, choosing which
+        run inside the store's appends and what a failure means for a caller
+        are the application's, and a repository that knows no projections is
+        the one snapshots can plug into alone."""
         for runner in self._after_append:
             try:
                 runner.catch_up_to(position)
@@ -237,20 +157,6 @@ class Application:
                     "them again"
                 )
                 raise
-        return position, saved
-
-    def _encode(self, envelope: Envelope) -> NewEvent:
-        # Positional, in NewEvent's field order: once per saved event.
-        return NewEvent(
-            envelope.event_id,
-            envelope.name,
-            envelope.version,
-            self.codec.encode(envelope.event),
-            envelope.timestamp_ms,
-            envelope.correlation_id,
-            envelope.causation_id,
-            envelope.headers,
-        )
 
     # -- reading ---------------------------------------------------------------
 
@@ -260,50 +166,7 @@ class Application:
         events, or fewer than ``version``; ``UnknownEventError`` if an event's class
         is not registered; ``StoreInputError`` (a ``ValueError``) for a version
         below 1."""
-        if version is not None and (type(version) is not int or version < 1):
-            raise StoreInputError(
-                "version",
-                f"got {version!r}; an aggregate's versions count from 1 (None loads "
-                "the latest)",
-                stream_id=aggregate_id,
-                appending=False,
-            )
-        rows = self.store.read_stream_data(aggregate_id, to_version=version)
-        if not rows:
-            raise AggregateNotFoundError(cls.__qualname__, aggregate_id)
-        if version is not None and len(rows) < version:
-            raise AggregateNotFoundError(
-                cls.__qualname__,
-                aggregate_id,
-                f" at version {version} (it has {len(rows)} events)",
-            )
-        decoders: dict[tuple[str, int], Callable[[bytes], DomainEvent]] = {}
-        events = []
-        for stream_version, (name, event_version, data) in enumerate(rows, 1):
-            decode = decoders.get((name, event_version))
-            if decode is None:
-                decode = decoders[name, event_version] = self._stream_decoder(
-                    aggregate_id, stream_version, name, event_version
-                )
-            events.append(decode(data))
-        return cls._replay(aggregate_id, events)
-
-    def _stream_decoder(
-        self, stream_id: str, stream_version: int, name: str, event_version: int
-    ) -> Callable[[bytes], DomainEvent]:
-        try:
-            return self.codec.decoder(
-                name,
-                event_version,
-                where=f"stream {stream_id!r} version {stream_version}",
-            )
-        except UnknownEventError:
-            # Rare: read the event in full, so the error names where it is stored.
-            stored = self.store.read_stream(
-                stream_id, from_version=stream_version, to_version=stream_version
-            )
-            EnvelopeDecoder(self.codec, self.store.topic).decoder_for(stored[0])
-            raise
+        return self.repository.load(cls, aggregate_id, version)
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
@@ -355,69 +218,8 @@ class Application:
         causation id, the event that caused the command (``caused_by``) or else the
         command's own id.
         """
-        handler = self.router.handler_for(command)
-        context = self._context_for(caused_by, correlation_id)
-        policy = self.settings.command_retry
-        attempt = 0
-        while True:
-            attempt += 1
-            work = _UnitOfWork(self, attempt)
-            with message_context(context):
-                try:
-                    value = handler(command, work)
-                    position, saved = self._save(work.aggregates, work.written)
-                except ConcurrencyError as exc:
-                    if work.written:
-                        # Running the handler again would apply its effect twice to
-                        # the aggregates already saved; only the caller can decide.
-                        exc.add_note(
-                            f"{type(command).__qualname__} was not retried because "
-                            f"{', '.join(map(repr, work.written))} had been saved; a "
-                            "command that changes one aggregate is always retried"
-                        )
-                        raise
-                    if attempt >= policy.max_attempts:
-                        exc.add_note(
-                            f"{type(command).__qualname__} gave up after "
-                            f"{attempt} tries"
-                        )
-                        raise
-                    delay = compute_backoff(attempt, policy)
-                    logger.info(
-                        "%s conflicted on try %d of %d (%s); retrying in %.1f ms",
-                        type(command).__qualname__,
-                        attempt,
-                        policy.max_attempts,
-                        exc,
-                        delay * 1000,
-                    )
-                    time.sleep(delay)
-                    continue
-            break
-        if self.router.has_policies:
-            for envelope in saved:
-                for policy_fn in self.router.policies_for(type(envelope.event)):
-                    for follow_up in _as_commands(policy_fn(envelope)):
-                        result = self.handle(follow_up, caused_by=envelope)
-                        position = position.merge(result.position)
-        return CommandResult(
-            value=value, position=position, attempts=attempt, events=tuple(saved)
-        )
-
-    def _context_for(
-        self, caused_by: EventEnvelope[Any] | None, correlation_id: str | None
-    ) -> MessageContext:
-        if caused_by is not None:
-            return MessageContext(
-                correlation_id=caused_by.correlation_id,
-                causation_id=str(caused_by.event_id),
-            )
-        parent = current_context()
-        if parent is not None and correlation_id is None:
-            return parent
-        command_id = str(uuid.uuid4())
-        return MessageContext(
-            correlation_id=correlation_id or command_id, causation_id=command_id
+        return self._commands.handle(
+            command, caused_by=caused_by, correlation_id=correlation_id
         )
 
     # -- projections -----------------------------------------------------------
@@ -499,6 +301,53 @@ class Application:
             board=self.board,
             liveness=lambda: runner.running > 0,
             tables=runner.projection.tables,
+        )
+
+    def runner(self, name: str) -> ProjectionRunner:
+        """The runner of the projection registered as ``name``. Raises
+        ``UnknownProjectionError`` (a ``LookupError``) naming the registered
+        ones for any other name."""
+        try:
+            return self.projections[name]
+        except KeyError:
+            raise UnknownProjectionError(name, self.projections) from None
+
+    def group_member(
+        self,
+        name: str,
+        *,
+        group_dir: Path | None = None,
+        member_id: str | None = None,
+        settings: GroupSettings | None = None,
+    ) -> GroupMember:
+        """A consumer-group member that runs the projection ``name``: its group is
+        coordinated through the database on PostgreSQL, through a folder of file
+        locks otherwise (``group_dir``, else the file store's own folder).
+        Raises ``UnknownProjectionError`` for a name not registered here."""
+        return group_member(
+            self.runner(name),
+            self.store,
+            self.read_models,
+            url=self.url,
+            group_dir=group_dir,
+            member_id=member_id,
+            settings=settings,
+        )
+
+    def rebuild(
+        self, name: str, *, progress: Callable[[Progress], None] | None = None
+    ) -> int:
+        """Replay the log into a fresh copy of projection ``name``'s read model and
+        swap it in once it has caught up; returns the new generation. Queries use
+        the old copy meanwhile; an interrupted rebuild resumes where it stopped."""
+        runner = self.runner(name)
+        return rebuild(
+            self.store,
+            self.codec,
+            runner.projection,
+            self.read_models,
+            progress=progress,
+            settings=runner.settings,
         )
 
     def run_projections(
@@ -587,43 +436,3 @@ def _close_open_applications() -> None:
             app.close()
         except Exception:
             logger.exception("closing an application at exit failed")
-
-
-def _as_commands(returned: object) -> Iterable[object]:
-    if returned is None:
-        return ()
-    if isinstance(returned, list | tuple):
-        return returned
-    return (returned,)
-
-
-class _UnitOfWork:
-    """One try at a command: an identity map of the aggregates it touches."""
-
-    def __init__(self, app: Application, attempt: int) -> None:
-        self._app = app
-        self._attempt = attempt
-        self._loaded: dict[tuple[type, str], Aggregate] = {}
-        self.aggregates: list[Aggregate] = []
-        self.written: list[str] = []
-
-    @property
-    def attempt(self) -> int:
-        return self._attempt
-
-    def load(self, cls: type[A], aggregate_id: str, version: int | None = None) -> A:
-        key = (cls, aggregate_id)
-        found = self._loaded.get(key)
-        if found is None or version is not None:
-            found = self._app.load(cls, aggregate_id, version)
-            if version is None:
-                self._loaded[key] = found
-                self.aggregates.append(found)
-        return found  # type: ignore[return-value]
-
-    def add(self, *aggregates: Aggregate) -> None:
-        for aggregate in aggregates:
-            key = (type(aggregate), aggregate.id)
-            if key not in self._loaded:
-                self._loaded[key] = aggregate
-                self.aggregates.append(aggregate)

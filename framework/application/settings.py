@@ -1,26 +1,19 @@
-"""Application settings, and opening a log from a store URL."""
+"""Application settings, and the store URL helpers: which store a URL names, how
+messages show it, and whether opening it may create it."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 import attrs
 
 from framework.errors import ConfigurationError, StoreError
-from framework.log.backends.memory import MemoryLog
-from framework.log.config import TopicConfig
-from framework.log.ports import Log
-from framework.projections.backends.memory import MemoryReadModelStore
-from framework.projections.backends.sqlite import SQLiteReadModelStore
-from framework.projections.ports import ReadModelStore
 from framework.retry import RetryPolicy
-from framework.store.event_store import LogEventStore
-from framework.store.ports import EventStore
 
 #: Environment variable read when no store URL is given.
 STORE_URL_ENV = "FRAMEWORK_STORE_URL"
@@ -77,10 +70,6 @@ class AppSettings:
     command_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
 
 
-def _open_memory(url: str) -> Log:
-    return MemoryLog()
-
-
 def file_root(url: str) -> Path:
     """The folder of a ``file:`` URL: ``file:./var/ledger`` (relative),
     ``file:/abs/path`` or ``file:///abs/path``."""
@@ -100,86 +89,6 @@ def file_root(url: str) -> Path:
     return Path(unquote(rest))
 
 
-def _open_file(url: str) -> Log:
-    # Imported here: the segment backend is only loaded by those who use it.
-    from framework.log.backends.segments import SegmentLog
-
-    return SegmentLog(file_root(url) / "log")
-
-
-#: URL scheme -> the log it opens; the event store is then ``LogEventStore``.
-OPENERS: dict[str, Callable[[str], Log]] = {"memory": _open_memory, "file": _open_file}
-
-
-def _open_postgres(url: str, settings: AppSettings) -> EventStore:
-    # Imported here so that `import framework` never imports psycopg.
-    from framework.store.backends.postgres import open_postgres_store
-
-    if not may_create_stores():
-        require_postgres_store(url)
-    return open_postgres_store(url, settings)
-
-
-def require_postgres_store(url: str) -> None:
-    """Raise ``StoreNotFoundError`` unless ``url``'s schema holds the framework's
-    tables; looks with one connection and creates nothing."""
-    import psycopg
-
-    from framework.postgres.ddl import current_version
-    from framework.postgres.errors import translated
-    from framework.postgres.url import parse_url
-
-    parsed = parse_url(url)
-    with translated(parsed), psycopg.connect(parsed.conninfo, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (parsed.schema,)
-        ).fetchone()
-        version = current_version(conn, parsed.schema) if exists else 0
-    if version:
-        return
-    where = f"{parsed.redacted} schema {parsed.schema!r}"
-    found = (
-        "that schema holds no framework tables"
-        if exists
-        else "that schema does not exist"
-    )
-    raise StoreNotFoundError(
-        where,
-        found,
-        "check --url (its ?schema=, default 'framework'), or create the tables "
-        "with `python -m framework db migrate --url ...` (or by opening the "
-        "application once)",
-    )
-
-
-def require_file_store(url: str, topic: str) -> None:
-    """Raise ``StoreNotFoundError`` unless ``url``'s folder holds a file store
-    (its events topic); looks without creating anything."""
-    root = file_root(url)
-    if (root / "log" / "topics" / f"{topic}.json").is_file():
-        return
-    if not root.exists():
-        found = "the folder does not exist"
-    elif not root.is_dir():
-        found = "it is not a folder"
-    else:
-        found = f"the folder holds no log with an {topic!r} topic"
-    raise StoreNotFoundError(
-        str(root),
-        found,
-        "check --url (file:PATH, relative to the current folder unless absolute); "
-        "the application creates its store the first time it opens it",
-    )
-
-
-#: URL scheme -> an event store of its own (backends that implement the store
-#: natively, such as PostgreSQL). Checked before ``OPENERS``.
-STORE_OPENERS: dict[str, Callable[[str, AppSettings], EventStore]] = {
-    "postgresql": _open_postgres,
-    "postgres": _open_postgres,
-}
-
-
 def resolve_url(url: str | None, settings: AppSettings | None = None) -> str:
     if url is None and settings is not None:
         url = settings.store_url
@@ -193,92 +102,15 @@ def resolve_url(url: str | None, settings: AppSettings | None = None) -> str:
     return url
 
 
-def _scheme(url: str) -> str:
+def url_scheme(url: str) -> str:
+    """The scheme of a store URL, lower-cased (``""`` without one)."""
     return url.split(":", 1)[0].lower() if ":" in url else ""
-
-
-def events_config(settings: AppSettings) -> TopicConfig | None:
-    """The events topic's settings, or None to leave them to the store."""
-    if settings.partitions is None:
-        return None
-    return TopicConfig(partitions=settings.partitions)
-
-
-def open_store(url: str, settings: AppSettings) -> EventStore:
-    """The event store a URL names: a native one, or ``LogEventStore`` on its log."""
-    scheme = _scheme(url)
-    opener = STORE_OPENERS.get(scheme)
-    if opener is not None:
-        return opener(url, settings)
-    if scheme == "file" and not may_create_stores():
-        require_file_store(url, settings.events_topic)
-    return LogEventStore(
-        open_log(url),
-        topic=settings.events_topic,
-        config=events_config(settings),
-        # Files outlive the process: keep stream-index snapshots beside them.
-        index_dir=file_root(url) / "index" if scheme == "file" else None,
-    )
-
-
-def _open_postgres_read_models(
-    url: str, settings: AppSettings, store: EventStore | None
-) -> ReadModelStore:
-    # Imported here so that `import framework` never imports psycopg.
-    from framework.projections.backends.postgres import open_postgres_read_models
-    from framework.store.backends.postgres import PostgresEventStore
-
-    if not may_create_stores() and not isinstance(store, PostgresEventStore):
-        require_postgres_store(url)
-    return open_postgres_read_models(url, store)
-
-
-#: URL scheme -> the read-model store projections use by default, given the URL,
-#: the settings and the application's event store (whose connections a backend
-#: may share).
-READ_MODEL_OPENERS: dict[
-    str, Callable[[str, AppSettings, EventStore | None], ReadModelStore]
-] = {
-    "memory": lambda url, settings, store: MemoryReadModelStore(),
-    "file": lambda url, settings, store: SQLiteReadModelStore(
-        file_root(url) / "read_models.sqlite"
-    ),
-    "postgresql": _open_postgres_read_models,
-    "postgres": _open_postgres_read_models,
-}
-
-
-def open_read_models(
-    url: str | None, settings: AppSettings, store: EventStore | None = None
-) -> ReadModelStore:
-    """The default read-model store for a store URL (PostgreSQL: in the event
-    store's database, sharing its pool when ``store`` is the PostgreSQL store)."""
-    opener = READ_MODEL_OPENERS.get(_scheme(url or ""))
-    if opener is None:
-        raise ConfigurationError(
-            f"no default read-model store for {_scheme(url or '') or 'this store'!r}; "
-            "pass read_models=... to Application"
-        )
-    return opener(url or "", settings, store)
-
-
-def open_log(url: str) -> Log:
-    """Open the log a store URL names. Raises ``ConfigurationError`` for an unknown or
-    unavailable scheme (the message never repeats a password)."""
-    scheme = _scheme(url)
-    opener = OPENERS.get(scheme)
-    if opener is not None:
-        return opener(url)
-    raise ConfigurationError(
-        f"unknown store URL scheme {scheme or '(none)'!r}; use memory://, file:PATH or "
-        "postgresql://..."
-    )
 
 
 def describe_url(url: str) -> str:
     """A store URL as messages show it: a ``file:`` store's absolute folder, a
     PostgreSQL one's server, database and schema (never its password)."""
-    scheme = _scheme(url)
+    scheme = url_scheme(url)
     if scheme == "file":
         return f"file:{file_root(url).resolve()}"
     if scheme in ("postgresql", "postgres"):
@@ -292,9 +124,9 @@ def describe_url(url: str) -> str:
 def same_store(one: str, other: str) -> bool:
     """Whether two store URLs name the same store (the same folder; the same
     server, database, user and schema), however they are spelt."""
-    scheme = _scheme(one)
+    scheme = url_scheme(one)
     postgres = ("postgresql", "postgres")
-    if scheme != _scheme(other) and not {scheme, _scheme(other)} <= set(postgres):
+    if scheme != url_scheme(other) and not {scheme, url_scheme(other)} <= set(postgres):
         return False
     if scheme == "file":
         return file_root(one).resolve() == file_root(other).resolve()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from typing import Any
 
+from framework.application.admin import drop_postgres_schema, migrate_postgres
+from framework.application.settings import STORE_URL_ENV
 from framework.errors import ConfigurationError
 
 #: Read when ``--url`` is not given, before ``FRAMEWORK_STORE_URL``.
 DATABASE_URL_ENV = "FRAMEWORK_DATABASE_URL"
-STORE_URL_ENV = "FRAMEWORK_STORE_URL"
 
 
 def add_db_commands(groups: Any) -> None:
@@ -52,20 +52,14 @@ def _database_url(given: str | None) -> str:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    # Imported here: psycopg is needed only by this command.
-    from framework.postgres.database import migrate_database
-    from framework.postgres.url import parse_url
-
-    url = parse_url(_database_url(args.url))
-    applied, version = migrate_database(url)
-    where = f"{url.redacted} schema {url.schema!r}"
-    if applied:
+    migrated = migrate_postgres(_database_url(args.url))
+    if migrated.applied:
         print(
-            f"migrated {where} to version {version} "
-            f"(applied {', '.join(map(str, applied))})"
+            f"migrated {migrated.where} to version {migrated.version} "
+            f"(applied {', '.join(map(str, migrated.applied))})"
         )
     else:
-        print(f"{where} is up to date at version {version}")
+        print(f"{migrated.where} is up to date at version {migrated.version}")
     return 0
 
 
@@ -73,85 +67,16 @@ def run_drop(args: argparse.Namespace) -> int:
     return drop_schema(_database_url(args.url), yes=args.yes)
 
 
-#: A projection's document tables: rm_<id>_<generation>_<table>.
-_DOCUMENT_TABLE = re.compile(r"rm_[0-9]+_[0-9]+_[a-z][a-z0-9_]*")
-
-
-def _framework_tables() -> set[str]:
-    """The tables the migrations create (and the migrations' own table)."""
-    from framework.postgres.ddl import MIGRATIONS
-
-    names = {"schema_version"}
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            names.update(re.findall(r"CREATE TABLE \{schema\}\.(\w+)", statement))
-    return names
-
-
-def drop_schema(url_text: str, *, yes: bool) -> int:
-    """Drop the schema ``url_text`` names if it is the framework's: it has the
-    migrations' table and no tables the framework did not make. Without
-    ``yes``, say what would be dropped and return 1."""
-    # Imported here: psycopg is needed only by this command.
-    import psycopg
-    from psycopg import sql
-
-    from framework.application.settings import StoreNotFoundError
-    from framework.postgres.errors import translated
-    from framework.postgres.url import parse_url
-
-    url = parse_url(url_text)
-    where = f"{url.redacted} schema {url.schema!r}"
-    with translated(url), psycopg.connect(url.conninfo, autocommit=True) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE n.nspname = %s "
-                "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname",
-                (url.schema,),
-            ).fetchall()
-        ]
-        exists = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (url.schema,)
-        ).fetchone()
-        if not exists:
-            raise StoreNotFoundError(
-                where, "that schema does not exist", "check --url (its ?schema=)"
-            )
-        if "schema_version" not in tables:
-            raise ConfigurationError(
-                f"{where} is not a framework store (it has no schema_version "
-                "table); nothing dropped: check --url (its ?schema=)"
-            )
-        known = _framework_tables()
-        foreign = [
-            t for t in tables if t not in known and not _DOCUMENT_TABLE.fullmatch(t)
-        ]
-        if foreign:
-            raise ConfigurationError(
-                f"{where} also holds tables the framework did not create "
-                f"({', '.join(foreign)}); nothing dropped: move them out, or drop "
-                "the schema yourself"
-            )
-        documents = sum(1 for t in tables if _DOCUMENT_TABLE.fullmatch(t))
-        if not yes:
-            print(
-                f"would drop {where} with its {len(tables)} tables (the event log"
-                f", {documents} read-model tables, checkpoints, group members); "
-                "add --yes to drop it"
-            )
-            return 1
-        # Waiting behind a running application's locks would hang; say so.
-        conn.execute("SET lock_timeout = '10s'")
-        try:
-            conn.execute(
-                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(url.schema))
-            )
-        except psycopg.errors.LockNotAvailable:
-            raise ConfigurationError(
-                f"{where} is in use (a lock was held for 10 s); stop the "
-                "applications and runners using it, then drop it again"
-            ) from None
-    print(f"dropped {where} ({len(tables)} tables)")
+def drop_schema(url: str, *, yes: bool) -> int:
+    """Drop the framework's schema ``url`` names (``db drop``). Without ``yes``,
+    say what would be dropped and return 1."""
+    schema = drop_postgres_schema(url, dry_run=not yes)
+    if not yes:
+        print(
+            f"would drop {schema.where} with its {schema.tables} tables (the event "
+            f"log, {schema.documents} read-model tables, checkpoints, group "
+            "members); add --yes to drop it"
+        )
+        return 1
+    print(f"dropped {schema.where} ({schema.tables} tables)")
     return 0

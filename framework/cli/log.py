@@ -6,7 +6,8 @@ import argparse
 import os
 from typing import Any
 
-from framework.application.settings import STORE_URL_ENV, file_root
+from framework.application.admin import repair_file_log
+from framework.application.settings import STORE_URL_ENV
 from framework.errors import ConfigurationError
 
 
@@ -42,18 +43,12 @@ def run_repair(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "log repair works on the embedded file store: pass --url file:PATH"
         )
-    from framework.log.backends.segments import SegmentLog
-
-    root = file_root(url) / "log"
-    if not root.is_dir():
-        raise ConfigurationError(f"{root} holds no log; check --url")
     damaged = 0
-    with SegmentLog(root) as log:
-        partitions = args.partition or range(log.topic_config(args.topic).partitions)
-        for partition in partitions:
-            report = log.repair(args.topic, partition, dry_run=not args.yes)
-            print(report)
-            damaged += not report.clean
+    for report in repair_file_log(
+        url, args.topic, args.partition, dry_run=not args.yes
+    ):
+        print(report)
+        damaged += not report.clean
     if not args.yes:
         if damaged:
             print(

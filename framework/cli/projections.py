@@ -19,16 +19,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from framework.application.app import Application
-from framework.application.settings import STORE_URL_ENV, file_root
+from framework.application import (
+    Application,
+    GroupMember,
+    GroupSettings,
+    Progress,
+    ProjectionFailure,
+)
+from framework.application.settings import STORE_URL_ENV
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
-from framework.projections.backends.file_group import FileGroup
-from framework.projections.errors import UnknownProjectionError
-from framework.projections.member import GroupMember, GroupSettings
-from framework.projections.ports import ProjectionFailure
-from framework.projections.rebuild import Progress, rebuild
-from framework.projections.runner import ProjectionRunner
 
 #: ``status``: a projection stopped on a failure (a handler kept failing).
 EXIT_STOPPED = 3
@@ -106,69 +106,6 @@ def _loaded(args: argparse.Namespace) -> Iterator[Application]:
         app.close()
 
 
-def _runner(app: Application, name: str) -> ProjectionRunner:
-    try:
-        return app.projections[name]
-    except KeyError:
-        raise UnknownProjectionError(name, app.projections) from None
-
-
-def _group_dir(app: Application, given: Path | None, name: str) -> Path:
-    if given is not None:
-        return given / name
-    if app.url is None or not app.url.startswith("file:"):
-        raise ConfigurationError(
-            "--group-dir is needed: members coordinate through a folder they share"
-        )
-    return file_root(app.url) / "groups" / name
-
-
-def _member(
-    app: Application, runner: ProjectionRunner, args: argparse.Namespace
-) -> GroupMember:
-    """A group member for ``runner``: coordinated through the database on
-    PostgreSQL (waking on its NOTIFYs), through a folder of file locks otherwise."""
-    settings = GroupSettings(heartbeat=args.heartbeat, lease=args.lease)
-    # Loaded already if the store is a PostgreSQL one; never imported otherwise.
-    postgres = sys.modules.get("framework.store.backends.postgres")
-    if (
-        args.group_dir is None
-        and postgres is not None
-        and isinstance(app.store, postgres.PostgresEventStore)
-    ):
-        from framework.projections.backends.postgres import (
-            PostgresAppendSignal,
-            PostgresGroup,
-            PostgresReadModelStore,
-        )
-
-        db = app.store.db
-        # A stopped member's open transaction must not hold the projection's
-        # lock for longer than its lease.
-        read_models = app.read_models
-        if isinstance(read_models, PostgresReadModelStore):
-            read_models.idle_timeout = min(read_models.idle_timeout, settings.lease)
-        return GroupMember(
-            runner,
-            PostgresGroup(
-                db,
-                runner.name,
-                app.store.partitions,
-                member_id=args.member_id,
-                lease=settings.lease,
-                heartbeat=settings.heartbeat,
-            ),
-            heartbeat=settings.heartbeat,
-            signal=PostgresAppendSignal(app.store),
-        )
-    group = FileGroup(
-        _group_dir(app, args.group_dir, runner.name),
-        app.store.partitions,
-        member_id=args.member_id,
-    )
-    return GroupMember(runner, group, heartbeat=settings.heartbeat)
-
-
 class _Member(threading.Thread):
     """A group member's thread, keeping what ended it."""
 
@@ -198,7 +135,16 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 f"--app {args.app or ''} registers no projections to run"
             )
-        members = [_member(app, _runner(app, name), args) for name in names]
+        settings = GroupSettings(heartbeat=args.heartbeat, lease=args.lease)
+        members = [
+            app.group_member(
+                name,
+                group_dir=args.group_dir,
+                member_id=args.member_id,
+                settings=settings,
+            )
+            for name in names
+        ]
         stop = threading.Event()
         threads = [_Member(member, stop) for member in members]
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -338,16 +284,8 @@ def _progress_bar(progress: Progress) -> None:
 
 def _rebuild(args: argparse.Namespace) -> int:
     with _loaded(args) as app:
-        runner = _runner(app, args.name)
         try:
-            generation = rebuild(
-                app.store,
-                app.codec,
-                runner.projection,
-                app.read_models,
-                progress=_progress_bar,
-                settings=runner.settings,
-            )
+            generation = app.rebuild(args.name, progress=_progress_bar)
         except KeyboardInterrupt:
             print(file=sys.stderr)  # ends the progress bar's line
             print(_interrupted_rebuild(app, args.name), file=sys.stderr)
@@ -375,7 +313,7 @@ def _interrupted_rebuild(app: Application, name: str) -> str:
 
 def _reset(args: argparse.Namespace) -> int:
     with _loaded(args) as app:
-        runner = _runner(app, args.name)
+        runner = app.runner(args.name)
         if not args.yes:
             raise ConfigurationError(
                 f"reset empties {args.name!r} until it replays; add --yes to confirm "
@@ -389,7 +327,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 def _dead_letters(args: argparse.Namespace) -> int:
     with _loaded(args) as app:
-        runner = _runner(app, args.name)
+        runner = app.runner(args.name)
         if args.action == "retry":
             applied, remaining = runner.retry_parked()
             print(f"{args.name}: applied {applied}, still parked {remaining}")

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from framework.application.settings import (
-    STORE_URL_ENV,
-    StoreNotFoundError,
-    file_root,
-)
+from framework.application.admin import drop_file_store
+from framework.application.settings import STORE_URL_ENV, file_root
 from framework.errors import ConfigurationError
-from framework.projections.backends.file_group import running_members
-
-#: What a file store's folder holds; a folder with anything else is refused.
-_FILE_STORE_ENTRIES = frozenset(
-    {
-        "log",
-        "index",
-        "groups",
-        "read_models.sqlite",
-        "read_models.sqlite-wal",
-        "read_models.sqlite-shm",
-        "read_models.sqlite-journal",
-    }
-)
 
 
 def add_store_commands(groups: Any) -> None:
@@ -59,51 +41,15 @@ def run_drop(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"store drop deletes file: and postgresql:// stores, not {url!r}"
         )
-    return drop_file_store(file_root(url), yes=args.yes)
+    return _drop_file_store(file_root(url), yes=args.yes)
 
 
-def drop_file_store(root: Path, *, yes: bool) -> int:
-    """Delete the folder of a file store, if it looks like one (a log with
-    topics, and nothing a store does not make) and no runner is using it.
-    Without ``yes``, say what would be deleted and return 1."""
-    if not (root / "log" / "topics").is_dir():
-        raise StoreNotFoundError(
-            str(root),
-            "the folder holds no log" if root.is_dir() else "there is no such folder",
-            "check --url; nothing deleted",
-        )
-    foreign = sorted(
-        p.name for p in root.iterdir() if p.name not in _FILE_STORE_ENTRIES
-    )
-    if foreign:
-        raise ConfigurationError(
-            f"{root} holds more than a store ({', '.join(foreign)}); nothing "
-            "deleted: move those out, or delete the folder yourself"
-        )
-    busy = _live_members(root / "groups")
-    if busy:
-        raise ConfigurationError(
-            f"{root} is in use by running projection members ({', '.join(busy)}); "
-            "stop them (`projections run`), then drop it again"
-        )
-    topics = sorted(p.stem for p in (root / "log" / "topics").glob("*.json"))
-    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    what = f"{root} ({size:,} bytes: topics {', '.join(topics) or 'none'}"
-    what += ", read models)" if (root / "read_models.sqlite").exists() else ")"
+def _drop_file_store(root: Path, *, yes: bool) -> int:
+    """Delete the folder of a file store (``store drop``). Without ``yes``, say
+    what would be deleted and return 1."""
+    store = drop_file_store(root, dry_run=not yes)
     if not yes:
-        print(f"would delete {what}; add --yes to delete it")
+        print(f"would delete {store.what}; add --yes to delete it")
         return 1
-    shutil.rmtree(root)
-    print(f"deleted {what}")
+    print(f"deleted {store.what}")
     return 0
-
-
-def _live_members(groups: Path) -> list[str]:
-    """``group/member`` for every running member of the groups under ``groups``."""
-    if not groups.is_dir():
-        return []
-    return [
-        f"{group.name}/{member}"
-        for group in sorted(groups.iterdir())
-        for member in running_members(group)
-    ]

@@ -1,8 +1,8 @@
-"""The application: save and load, time travel, commands with retries, policies."""
+"""The application: saving and loading through its repository, commands with
+retries, policies, store URLs."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import attrs
@@ -15,7 +15,6 @@ from example_ledger.domain import (
     InsufficientFundsError,
 )
 from framework import (
-    AggregateNotFoundError,
     Application,
     AppSettings,
     CommandRouter,
@@ -24,11 +23,9 @@ from framework import (
     Position,
     RetryPolicy,
     UnitOfWork,
-    UnknownEventError,
     UnserializableEventError,
 )
 from framework.errors import CommandError, TopicConfigConflictError
-from framework.store.events import NewEvent
 
 
 @pytest.fixture
@@ -36,63 +33,17 @@ def app() -> Application:
     return Application("memory://", router=router)
 
 
-def test_saved_aggregates_load_back_with_their_state_and_version(
+def test_the_application_saves_and_loads_through_its_repository(
     app: Application,
 ) -> None:
+    assert app.repository.store is app.store
+    assert app.repository.codec is app.codec
     account = Account.open("alice")
     account.deposit(100)
     position = app.save(account)
-    loaded = app.load(Account, account.id)
-    assert (loaded.owner, loaded.balance, loaded.version) == ("alice", 100, 2)
-    partition = app.store.partition_of(account.id)
-    assert position == Position({partition: 1})
-    assert account.pending_events == ()
-
-
-def test_load_at_a_version_travels_back_in_time(app: Application) -> None:
-    account = Account.open("alice")
-    for amount in (10, 20, 30):
-        account.deposit(amount)
-    app.save(account)
-    assert app.load(Account, account.id, version=2).balance == 10
-    assert app.load(Account, account.id, version=3).balance == 30
-    with pytest.raises(AggregateNotFoundError, match=r"at version 9 .it has 4"):
-        app.load(Account, account.id, version=9)
-
-
-def test_loading_an_unknown_id_raises_a_lookup_error(app: Application) -> None:
-    with pytest.raises(AggregateNotFoundError, match="'nope' was not found") as info:
-        app.load(Account, "nope")
-    assert isinstance(info.value, LookupError)
-
-
-def test_saving_a_stale_copy_raises_and_keeps_its_pending_events(
-    app: Application,
-) -> None:
-    account = Account.open("alice")
-    app.save(account)
-    mine, theirs = app.load(Account, account.id), app.load(Account, account.id)
-    theirs.deposit(5)
-    app.save(theirs)
-    mine.deposit(7)
-    with pytest.raises(ConcurrencyError) as info:
-        app.save(mine)
-    assert (info.value.expected_version, info.value.actual_version) == (1, 2)
-    assert len(mine.pending_events) == 1
-    assert app.load(Account, account.id).balance == 5
-
-
-def test_save_of_several_aggregates_returns_one_position_covering_all(
-    app: Application,
-) -> None:
-    accounts = [Account.open(f"owner{n}") for n in range(12)]
-    position = app.save(*accounts)
-    for account in accounts:
-        stored = app.read_stream(account.id)[-1]
-        assert stored.partition is not None
-        assert stored.offset is not None
-        assert position.covers({stored.partition: stored.offset})
-    assert app.end_position() == position
+    assert position == app.end_position()
+    assert app.load(Account, account.id).balance == 100
+    assert app.load(Account, account.id, version=1).balance == 0
 
 
 def test_an_unencodable_payload_writes_nothing_for_any_aggregate(
@@ -104,81 +55,6 @@ def test_an_unencodable_payload_writes_nothing_for_any_aggregate(
     other = Account.open("bob")
     app.save(other, account)
     assert app.load(Account, account.id).version == 1
-
-
-def test_save_encodes_every_aggregate_before_writing_any(
-    app: Application, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first, second = Account.open("first"), Account.open("second")
-    second.deposit(5)
-    real_encode = app.codec.encode
-
-    def encode(event: object) -> bytes:
-        if isinstance(event, FundsDeposited):
-            raise UnserializableEventError("cannot encode this one")
-        return real_encode(event)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(app.codec, "encode", encode)
-    with pytest.raises(UnserializableEventError):
-        app.save(first, second)
-    assert app.end_position() == Position()
-    assert len(first.pending_events) == 1
-    assert len(second.pending_events) == 2
-
-
-def test_a_lone_aggregate_that_cannot_be_encoded_keeps_its_events_and_writes_none(
-    app: Application, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    account = Account.open("alice")
-    account.deposit(5)
-    real_encode = app.codec.encode
-
-    def encode(event: object) -> bytes:
-        if isinstance(event, FundsDeposited):
-            raise UnserializableEventError("cannot encode this one")
-        return real_encode(event)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(app.codec, "encode", encode)
-    with pytest.raises(UnserializableEventError):
-        app.save(account)
-    assert app.end_position() == Position()
-    assert len(account.pending_events) == 2
-    monkeypatch.undo()
-    position = app.save(account)
-    assert app.load(Account, account.id).balance == 5
-    assert app.end_position() == position
-    assert app.save(account) == Position()  # nothing pending: nothing written
-
-
-def test_an_unknown_stored_event_names_its_position_and_the_registered_names(
-    app: Application,
-) -> None:
-    account = Account.open("alice")
-    app.save(account)
-    event_id = uuid.uuid4()
-    app.store.append(
-        account.id,
-        [
-            NewEvent(
-                event_id=event_id,
-                name="ledger.Frozen",
-                version=1,
-                data=b"{}",
-                timestamp_ms=0,
-                correlation_id=str(event_id),
-                causation_id=str(event_id),
-            )
-        ],
-        expected_version=1,
-    )
-    with pytest.raises(UnknownEventError) as info:
-        app.load(Account, account.id)
-    message = str(info.value)
-    partition = app.store.partition_of(account.id)
-    assert "'ledger.Frozen' version 1" in message
-    assert f"events/{partition} offset" in message
-    assert "version 2)" in message
-    assert "ledger.FundsDeposited v1" in message
 
 
 def test_handle_runs_the_handler_and_saves_what_it_changed(app: Application) -> None:
