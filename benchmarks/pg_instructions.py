@@ -36,7 +36,7 @@ from typing import Any
 
 from psycopg import sql
 
-from framework.postgres.ddl import MIGRATIONS
+from framework.postgres.migration import registered
 from framework.store.backends.postgres.statements import (
     APPEND_TYPES,
     append_statement,
@@ -101,7 +101,10 @@ def setup_sql(extra: str, schema: str = SCHEMA) -> str:
     table = _Tables(schema).table
     statements: list[sql.Composable] = [sql.SQL("CREATE SCHEMA {}").format(ident)]
     statements += [
-        sql.SQL(s).format(schema=ident) for m in MIGRATIONS for s in m.statements
+        sql.SQL(s).format(schema=ident)
+        for subsystem in registered()
+        for m in subsystem.migrations
+        for s in m.statements
     ]
     statements += [
         sql.SQL(

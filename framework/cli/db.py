@@ -28,6 +28,17 @@ def add_db_commands(groups: Any) -> None:
         f", then ${STORE_URL_ENV})",
     )
     migrate.set_defaults(run=run_migrate)
+    status = commands.add_parser(
+        "status",
+        help="show each subsystem's applied and latest migration (exit 1 when "
+        "any needs db migrate)",
+    )
+    status.add_argument(
+        "--url",
+        help=f"postgresql://...?schema=name (default: ${DATABASE_URL_ENV}, then "
+        f"${STORE_URL_ENV})",
+    )
+    status.set_defaults(run=run_status)
     drop = commands.add_parser(
         "drop",
         help="drop the framework's schema named in the URL, with every event and "
@@ -57,16 +68,35 @@ def run_migrate(args: argparse.Namespace) -> int:
     from framework.postgres.url import parse_url
 
     url = parse_url(_database_url(args.url))
-    applied, version = migrate_database(url)
+    applied, versions = migrate_database(url)
     where = f"{url.redacted} schema {url.schema!r}"
-    if applied:
-        print(
-            f"migrated {where} to version {version} "
-            f"(applied {', '.join(map(str, applied))})"
+    if any(applied.values()):
+        done = "; ".join(
+            f"{name} to version {versions[name]} (applied "
+            f"{', '.join(map(str, numbers))})"
+            for name, numbers in applied.items()
+            if numbers
         )
+        print(f"migrated {where}: {done}")
     else:
-        print(f"{where} is up to date at version {version}")
+        at = ", ".join(f"{name} at version {v}" for name, v in versions.items())
+        print(f"{where} is up to date: {at}")
     return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print each subsystem's applied and latest migration; 1 when any lags."""
+    from framework.postgres.database import migration_status
+    from framework.postgres.url import parse_url
+
+    url = parse_url(_database_url(args.url))
+    print(f"{url.redacted} schema {url.schema!r}:")
+    behind = False
+    for name, version, latest in migration_status(url):
+        state = "up to date" if version == latest else "needs db migrate"
+        behind = behind or version != latest
+        print(f"  {name}: version {version} of {latest} ({state})")
+    return 1 if behind else 0
 
 
 def run_drop(args: argparse.Namespace) -> int:
@@ -78,14 +108,10 @@ _DOCUMENT_TABLE = re.compile(r"rm_[0-9]+_[0-9]+_[a-z][a-z0-9_]*")
 
 
 def _framework_tables() -> set[str]:
-    """The tables the migrations create (and the migrations' own table)."""
-    from framework.postgres.ddl import MIGRATIONS
+    """The tables the migrations create (and the migrations' own tables)."""
+    from framework.postgres.migration import created_tables
 
-    names = {"schema_version"}
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            names.update(re.findall(r"CREATE TABLE \{schema\}\.(\w+)", statement))
-    return names
+    return created_tables()
 
 
 def drop_schema(url_text: str, *, yes: bool) -> int:
@@ -119,9 +145,9 @@ def drop_schema(url_text: str, *, yes: bool) -> int:
             raise StoreNotFoundError(
                 where, "that schema does not exist", "check --url (its ?schema=)"
             )
-        if "schema_version" not in tables:
+        if "schema_migrations" not in tables and "schema_version" not in tables:
             raise ConfigurationError(
-                f"{where} is not a framework store (it has no schema_version "
+                f"{where} is not a framework store (it has no schema_migrations "
                 "table); nothing dropped: check --url (its ?schema=)"
             )
         known = _framework_tables()
