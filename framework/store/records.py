@@ -3,9 +3,8 @@ and the metadata packed into one ``$e`` header (user headers follow it).
 
 One packed header rather than one header per field: replay decodes a header tuple
 and its name per header, and this halves the store's cost per event. Records in the
-legacy file layout (one ``$``-header per field, which the file store wrote before
-the packed header) are read too, so that file stores of that time keep opening;
-nothing writes it any more.
+older layout (one ``$``-header per field, as the PostgreSQL log still presents its
+native rows) are read too.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ _meta_packers: dict[tuple[int, int, int], struct.Struct] = {}
 _PACKERS_KEPT = 1024
 _new_tuple = tuple.__new__
 
-# The legacy file layout's per-field headers: read, never written.
+# The per-field layout, still read.
 VERSION = "$v"
 EVENT_ID = "$id"
 NAME = "$type"
@@ -322,7 +321,7 @@ def _user_headers(headers: Headers) -> dict[str, str]:
 
 
 def _to_stored_other(record: LogRecord) -> StoredEvent:
-    """A record in the legacy file layout, or not the store's."""
+    """A record in the older layout, or not the store's."""
     key = record.key
     if key is None:
         raise _corrupt(record, "no stream key")

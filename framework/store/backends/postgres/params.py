@@ -6,12 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from framework.log.backends.postgres.headers import (
-    encode_headers,
-    encode_user_headers,
-)
+from framework.log.backends.postgres.headers import encode_user_headers
 from framework.store.events import NewEvent
-from framework.store.records import to_records
 
 
 def head_params(
@@ -69,23 +65,15 @@ def copy_rows(
     first_offset: int,
     first_version: int,
 ) -> Iterator[tuple[Any, ...]]:
-    """The rows of a COPY append of ``events`` from the offset and version taken.
-
-    COPY runs no SQL per row, so the log's record is made here, as the file store
-    makes it (``framework.store.records``); the append statements make the same
-    bytes with the ``event_headers`` SQL function.
-    """
-    key = stream_id.encode()
-    records = to_records(key, first_version, events)
-    for i, (event, record) in enumerate(zip(events, records, strict=True)):
+    """The rows of a COPY append of ``events`` from the offset and version taken."""
+    for i, event in enumerate(events):
         yield (
             topic_id,
             partition,
             first_offset + i,
             event.timestamp_ms,
-            key,
             event.data,
-            encode_headers(record.headers),
+            encode_user_headers(event.headers),
             stream_id,
             first_version + i,
             event.event_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from framework.log.backends.postgres.statements import NOTHING, PAGE, take_offsets
+from framework.log.backends.postgres.statements import PAGE, take_offsets
 from framework.postgres.database import Database
 from framework.postgres.prepared import (
     BYTEA,
@@ -57,10 +57,9 @@ APPEND_MANY_TYPES = {
     "corr": TEXT_ARRAY,
     "caus": TEXT_ARRAY,
 }
-#: The columns a COPY append writes, in this order, and their types: the log's
-#: record, then the event columns the store indexes and reads.
+#: The columns a COPY append writes, in this order, and their types.
 COPY_COLUMNS = sql.SQL(
-    'topic_id, partition, "offset", timestamp_ms, key, value, headers, stream_id, '
+    'topic_id, partition, "offset", timestamp_ms, value, headers, stream_id, '
     "stream_version, event_id, event_name, event_version, correlation_id, "
     "causation_id"
 )
@@ -71,7 +70,6 @@ COPY_TYPES = (
     "int8",
     "bytea",
     "bytea",
-    "bytea",
     "text",
     "int4",
     "uuid",
@@ -79,6 +77,11 @@ COPY_TYPES = (
     "int4",
     "text",
     "text",
+)
+#: The columns of a full read, in ``StoredEvent``'s field order.
+EVENT_COLUMNS = sql.SQL(
+    "event_id, stream_id, stream_version, event_name, event_version, value, "
+    'timestamp_ms, correlation_id, causation_id, headers, partition, "offset"'
 )
 
 
@@ -92,13 +95,6 @@ class StoreStatements:
 
     def __init__(self, db: Database) -> None:
         t = db.table
-        # The columns of a full read, in ``StoredEvent``'s field order; of the
-        # headers only the user headers, which follow the ``$e`` header.
-        columns = sql.SQL(
-            "event_id, stream_id, stream_version, event_name, event_version, value, "
-            "timestamp_ms, correlation_id, causation_id, {}(headers), partition, "
-            '"offset"'
-        ).format(t("event_user_headers"))
         #: (single event?, kind) -> the append statement.
         self.append = {
             (single, kind): append_statement(db, single=single, kind=kind)
@@ -148,7 +144,7 @@ class StoreStatements:
                 "AND stream_version BETWEEN %(first)s AND %(last)s "
                 "ORDER BY stream_version"
             )
-            .format(columns=columns, records=t("records"))
+            .format(columns=EVENT_COLUMNS, records=t("records"))
             .as_bytes(None),
             {"topic": INT4, "stream": TEXT, "first": INT4, "last": INT4},
         )
@@ -171,7 +167,7 @@ class StoreStatements:
         #: through psycopg (``read_partition_text``).
         self.read_partition_text = (
             sql.SQL("SELECT {columns} FROM {records} {page}")
-            .format(columns=columns, records=t("records"), page=PAGE)
+            .format(columns=EVENT_COLUMNS, records=t("records"), page=PAGE)
             .as_bytes(None)
         )
         self.read_partition = Prepared(
@@ -208,17 +204,19 @@ def _version_guard(records: sql.Composable, kind: str) -> sql.Composable:
     row's UPDATE, so that a miss locks nothing and takes no offsets (an EXISTS in
     the INSERT would leave a gap)."""
     if kind != "at":
-        return NOTHING
+        return sql.SQL("")
     return sql.SQL(
         " AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
         "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
     ).format(records)
 
 
-def _max_version(records: sql.Composable) -> sql.Composable:
-    """The stream's last version. With no expected version (``any``) the
+def _base_version(records: sql.Composable, kind: str) -> sql.Composable:
+    """The version the new events follow. With no expected version (``any``) the
     statement's snapshot may predate the writer it waited for; the unique index
     then refuses the rows and the store tries again."""
+    if kind != "any":
+        return sql.SQL("%(expected)s::integer")
     return sql.SQL(
         "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
         "AND stream_id = %(stream)s), 0)"
@@ -231,41 +229,26 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
 
     ``kind`` is how the expected version is given (``kind_of``). A statement per
     kind, because a generic plan cannot skip the parts a parameter makes
-    unnecessary. Each row is the log's record (key = stream id; headers = the
-    packed ``$e`` header, built by the ``event_headers`` SQL function of the
-    store's migrations, then the user headers) with the event columns beside it.
+    unnecessary.
     """
     records = db.table("records")
-    headers = db.table("event_headers")
+    base_version = _base_version(records, kind)
     count = sql.SQL("1") if single else sql.SQL("%(n)s::bigint")
-    # The version the new events follow: with none expected it is looked up once,
-    # under the head lock, for both the column and the header.
-    also: sql.Composable
-    if kind == "any":
-        also = sql.SQL(", {} AS version").format(_max_version(records))
-        base_version = sql.SQL("head.version")
-    else:
-        also = NOTHING
-        base_version = sql.SQL("%(expected)s::integer")
     if single:
         source = sql.SQL(
-            "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, "
-            "{headers}({version} + 1, %(version)s::integer, %(id)s::uuid, "
-            "%(name)s::text, %(corr)s::text, %(caus)s::text, %(headers)s::bytea), "
+            "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, %(headers)s::bytea, "
             "{version} + 1, %(id)s::uuid, %(name)s::text, %(version)s::integer, "
             "%(corr)s::text, %(caus)s::text FROM head"
-        ).format(version=base_version, headers=headers)
+        ).format(version=base_version)
     else:
         source = sql.SQL(
-            "SELECT head.base + e.i - 1, e.ts, e.data, "
-            "{headers}(({version} + e.i)::integer, e.version, e.id, e.name, e.corr, "
-            "e.caus, e.headers), {version} + e.i, "
+            "SELECT head.base + e.i - 1, e.ts, e.data, e.headers, {version} + e.i, "
             "e.id, e.name, e.version, e.corr, e.caus "
             "FROM head, unnest(%(ts)s::bigint[], %(data)s::bytea[], "
             "%(headers)s::bytea[], %(id)s::uuid[], %(name)s::text[], "
             "%(version)s::integer[], %(corr)s::text[], %(caus)s::text[]) "
             "WITH ORDINALITY AS e(ts, data, headers, id, name, version, corr, caus, i)"
-        ).format(version=base_version, headers=headers)
+        ).format(version=base_version)
     # A single event with an expected version is written as that version + 1:
     # returning it too cost the server 6,000 of 256,000 instructions per append
     # (``benchmarks.pg_instructions``).
@@ -278,17 +261,16 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
         """WITH head AS ({taken}){written}
             INSERT INTO {records} ("offset", timestamp_ms, value, headers,
                 stream_version, event_id, event_name, event_version, correlation_id,
-                causation_id, topic_id, partition, stream_id, key)
-            SELECT s.*, %(topic)s, %(partition)s, %(stream)s,
-                convert_to(%(stream)s, 'UTF8') FROM ({source}) AS s
+                causation_id, topic_id, partition, stream_id)
+            SELECT s.*, %(topic)s, %(partition)s, %(stream)s FROM ({source}) AS s
             RETURNING {returning}{tail}"""
     )
     return insert.format(
         taken=take_offsets(
-            db.table("partitions"), count, _version_guard(records, kind), also
+            db.table("partitions"), count, _version_guard(records, kind)
         ),
-        written=NOTHING if single else sql.SQL(", written AS ("),
-        tail=NOTHING
+        written=sql.SQL("") if single else sql.SQL(", written AS ("),
+        tail=sql.SQL("")
         if single
         else sql.SQL(
             ')\n        SELECT min("offset"), min(stream_version) FROM written'
@@ -303,10 +285,7 @@ def take_statement(db: Database, kind: str) -> bytes:
     """The head lock of a COPY append: take ``n`` offsets (no row when the
     expected version is missing) and return the first offset and version."""
     records = db.table("records")
-    base_version = (
-        _max_version(records) if kind == "any" else sql.SQL("%(expected)s::integer")
-    )
-    version = sql.SQL(", {} + 1").format(base_version)
+    version = sql.SQL(", {} + 1").format(_base_version(records, kind))
     return take_offsets(
         db.table("partitions"),
         sql.SQL("%(n)s::bigint"),
