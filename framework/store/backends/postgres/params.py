@@ -1,9 +1,8 @@
-"""The parameters of the store's statements: an append's, and a COPY append's
-rows, in the order of ``statements.COPY_COLUMNS``."""
+"""The parameters of the store's append statements."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from framework.log.backends.postgres.headers import encode_user_headers
@@ -54,31 +53,3 @@ def append_params(
         params["corr"] = [e.correlation_id for e in events]
         params["caus"] = [e.causation_id for e in events]
     return params
-
-
-def copy_rows(
-    events: Sequence[NewEvent],
-    *,
-    topic_id: int,
-    partition: int,
-    stream_id: str,
-    first_offset: int,
-    first_version: int,
-) -> Iterator[tuple[Any, ...]]:
-    """The rows of a COPY append of ``events`` from the offset and version taken."""
-    for i, event in enumerate(events):
-        yield (
-            topic_id,
-            partition,
-            first_offset + i,
-            event.timestamp_ms,
-            event.data,
-            encode_user_headers(event.headers),
-            stream_id,
-            first_version + i,
-            event.event_id,
-            event.name,
-            event.version,
-            event.correlation_id,
-            event.causation_id,
-        )

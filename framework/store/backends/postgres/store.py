@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import cast
 
 from framework.errors import StoreError
 from framework.log.backends.postgres import PostgresLog
@@ -20,10 +20,10 @@ from framework.log.partitioner import partition_for
 from framework.postgres.database import Cursor, Database, fetchall_on, fetchone_on
 from framework.postgres.errors import DuplicateRowError, PreparedStatementLostError
 from framework.postgres.url import PostgresURL
+from framework.store.backends.postgres.copy_append import copy_append
 from framework.store.backends.postgres.hook import AppendHook
 from framework.store.backends.postgres.params import (
     append_params,
-    copy_rows,
     head_params,
 )
 from framework.store.backends.postgres.refused import RefusedAppends
@@ -33,7 +33,6 @@ from framework.store.backends.postgres.rows import (
     stored_events,
 )
 from framework.store.backends.postgres.statements import (
-    COPY_TYPES,
     StoreStatements,
     kind_of,
 )
@@ -265,7 +264,17 @@ class PostgresEventStore:
             params = head_params(
                 self._topic_id, append.stream_id, append.expected_version, partition
             )
-            return self._copy_one(cur, index, append, kind, params)
+            copied = copy_append(
+                cur,
+                append,
+                params,
+                statements=self._sql,
+                topic_id=self._topic_id,
+                kind=kind,
+            )
+            if copied is None:
+                raise _NotWritten(index)
+            return copied
         statements = self._sql.append_one if len(events) == 1 else self._sql.append_many
         found = fetchone_on(
             cur.connection,
@@ -282,47 +291,6 @@ class PostgresEventStore:
             raise _NotWritten(index)
         return appended_by(
             append.stream_id, events, append.expected_version, partition, found
-        )
-
-    def _copy_one(
-        self,
-        cur: Cursor,
-        index: int,
-        append: StreamAppend,
-        kind: str,
-        params: dict[str, Any],
-    ) -> Appended:
-        """A long append, inside the caller's transaction: lock the head and take
-        the offsets (checking the expected version as the one-statement append
-        does), then COPY the rows in. The unique indexes check every row as the
-        INSERT would; the head stays locked to the commit."""
-        events = append.events
-        params["n"] = len(events)
-        row = fetchone_on(cur.connection, self._sql.take[kind], params)
-        if row is None:
-            raise _NotWritten(index)
-        first_offset, first_version = int(row[0]), int(row[1])
-        topic, stream, partition = self._topic_id, append.stream_id, params["partition"]
-        with cur.copy(self._sql.copy) as copy:
-            copy.set_types(COPY_TYPES)
-            write_row = copy.write_row
-            for row in copy_rows(
-                events,
-                topic_id=topic,
-                partition=partition,
-                stream_id=stream,
-                first_offset=first_offset,
-                first_version=first_version,
-            ):
-                write_row(row)
-        n = len(events)
-        return Appended(
-            append.stream_id,
-            partition,
-            first_offset,
-            first_offset + n - 1,
-            first_version,
-            first_version + n - 1,
         )
 
     def _announce(self, written: Sequence[Appended]) -> None:
