@@ -36,15 +36,18 @@ from typing import Any
 
 from psycopg import sql
 
-from framework.postgres.ddl import MIGRATIONS
-from framework.store.backends.postgres import _APPEND_TYPES, _append_statement
+from framework.postgres.migration import registered
+from framework.store.backends.postgres.statements import (
+    APPEND_TYPES,
+    append_statement,
+)
 
 SCHEMA = "bench"
 _SQL_TYPES = {23: "integer", 20: "bigint", 25: "text", 17: "bytea", 2950: "uuid"}
 
 
 class _Tables:
-    """What ``_append_statement`` asks of a ``Database``: schema-qualified names."""
+    """What ``append_statement`` asks of a ``Database``: schema-qualified names."""
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -56,7 +59,7 @@ class _Tables:
 def append_prepare(schema: str = SCHEMA) -> tuple[str, list[str]]:
     """The ``PREPARE append(...)`` of the store's single-event append to a new
     stream, and its parameters' names in ``$n`` order."""
-    statement = _append_statement(_Tables(schema), single=True, kind="new")  # type: ignore[arg-type]
+    statement = append_statement(_Tables(schema), single=True, kind="new")  # type: ignore[arg-type]
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -65,7 +68,7 @@ def append_prepare(schema: str = SCHEMA) -> tuple[str, list[str]]:
         return f"${names.index(match.group(1)) + 1}"
 
     query = re.sub(r"%\((\w+)\)s", number, statement.decode())
-    types = ", ".join(_SQL_TYPES[_APPEND_TYPES[n]] for n in names)
+    types = ", ".join(_SQL_TYPES[APPEND_TYPES[n]] for n in names)
     return f"PREPARE append({types}) AS {query};\n\n", names
 
 
@@ -98,7 +101,10 @@ def setup_sql(extra: str, schema: str = SCHEMA) -> str:
     table = _Tables(schema).table
     statements: list[sql.Composable] = [sql.SQL("CREATE SCHEMA {}").format(ident)]
     statements += [
-        sql.SQL(s).format(schema=ident) for m in MIGRATIONS for s in m.statements
+        sql.SQL(s).format(schema=ident)
+        for subsystem in registered()
+        for m in subsystem.migrations
+        for s in m.statements
     ]
     statements += [
         sql.SQL(

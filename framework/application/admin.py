@@ -38,12 +38,26 @@ _FILE_STORE_ENTRIES = frozenset(
 
 @attrs.frozen(kw_only=True)
 class Migrated:
-    """``where`` (server and schema, never a password) is at ``version`` after
-    applying the migrations ``applied`` (none if it was up to date)."""
+    """``where`` (server and schema, never a password) after ``db migrate``: per
+    subsystem, the migrations ``applied`` (none if it was up to date) and the
+    ``versions`` it is at now."""
 
     where: str
-    applied: list[int]
+    applied: dict[str, list[int]]
+    versions: dict[str, int]
+
+
+@attrs.frozen(kw_only=True)
+class SubsystemVersion:
+    """One subsystem's migrations in a schema: ``version`` applied of ``latest``."""
+
+    subsystem: str
     version: int
+    latest: int
+
+    @property
+    def behind(self) -> bool:
+        return self.version != self.latest
 
 
 @attrs.frozen(kw_only=True)
@@ -71,23 +85,32 @@ def migrate_postgres(url_text: str) -> Migrated:
     from framework.postgres.url import parse_url
 
     url = parse_url(url_text)
-    applied, version = migrate_database(url)
+    applied, versions = migrate_database(url)
     return Migrated(
         where=f"{url.redacted} schema {url.schema!r}",
         applied=applied,
-        version=version,
+        versions=versions,
     )
 
 
-def _framework_tables() -> set[str]:
-    """The tables the migrations create (and the migrations' own table)."""
-    from framework.postgres.ddl import MIGRATIONS
+def postgres_migration_status(url_text: str) -> tuple[str, list[SubsystemVersion]]:
+    """Where ``url_text`` points (server and schema) and each subsystem's applied
+    and latest migration, in the order they run; changes nothing."""
+    from framework.postgres.database import migration_status
+    from framework.postgres.url import parse_url
 
-    names = {"schema_version"}
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            names.update(re.findall(r"CREATE TABLE \{schema\}\.(\w+)", statement))
-    return names
+    url = parse_url(url_text)
+    return f"{url.redacted} schema {url.schema!r}", [
+        SubsystemVersion(subsystem=name, version=version, latest=latest)
+        for name, version, latest in migration_status(url)
+    ]
+
+
+def _framework_tables() -> set[str]:
+    """The tables the migrations create (and the migrations' own tables)."""
+    from framework.postgres.migration import created_tables
+
+    return created_tables()
 
 
 def drop_postgres_schema(url_text: str, *, dry_run: bool) -> PostgresSchema:
@@ -123,9 +146,9 @@ def drop_postgres_schema(url_text: str, *, dry_run: bool) -> PostgresSchema:
             raise StoreNotFoundError(
                 where, "that schema does not exist", "check --url (its ?schema=)"
             )
-        if "schema_version" not in tables:
+        if "schema_migrations" not in tables and "schema_version" not in tables:
             raise ConfigurationError(
-                f"{where} is not a framework store (it has no schema_version "
+                f"{where} is not a framework store (it has no schema_migrations "
                 "table); nothing dropped: check --url (its ?schema=)"
             )
         known = _framework_tables()

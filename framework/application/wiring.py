@@ -84,8 +84,8 @@ def require_postgres_store(url: str) -> None:
     tables; looks with one connection and creates nothing."""
     import psycopg
 
-    from framework.postgres.ddl import current_version
     from framework.postgres.errors import translated
+    from framework.postgres.migration import current_versions
     from framework.postgres.url import parse_url
 
     parsed = parse_url(url)
@@ -93,8 +93,8 @@ def require_postgres_store(url: str) -> None:
         exists = conn.execute(
             "SELECT 1 FROM pg_namespace WHERE nspname = %s", (parsed.schema,)
         ).fetchone()
-        version = current_version(conn, parsed.schema) if exists else 0
-    if version:
+        versions = current_versions(conn, parsed.schema) if exists else {}
+    if any(versions.values()):
         return
     where = f"{parsed.redacted} schema {parsed.schema!r}"
     found = (

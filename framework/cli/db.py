@@ -1,5 +1,6 @@
-"""``db`` commands: create or upgrade the PostgreSQL tables (``db migrate``), or
-drop the framework's schema (``db drop``)."""
+"""``db`` commands: create or upgrade the PostgreSQL tables (``db migrate``), show
+each subsystem's migrations (``db status``), or drop the framework's schema
+(``db drop``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import argparse
 import os
 from typing import Any
 
-from framework.application.admin import drop_postgres_schema, migrate_postgres
+from framework.application.admin import (
+    drop_postgres_schema,
+    migrate_postgres,
+    postgres_migration_status,
+)
 from framework.application.settings import STORE_URL_ENV
 from framework.errors import ConfigurationError
 
@@ -28,6 +33,17 @@ def add_db_commands(groups: Any) -> None:
         f", then ${STORE_URL_ENV})",
     )
     migrate.set_defaults(run=run_migrate)
+    status = commands.add_parser(
+        "status",
+        help="show each subsystem's applied and latest migration (exit 1 when "
+        "any needs db migrate)",
+    )
+    status.add_argument(
+        "--url",
+        help=f"postgresql://...?schema=name (default: ${DATABASE_URL_ENV}, then "
+        f"${STORE_URL_ENV})",
+    )
+    status.set_defaults(run=run_status)
     drop = commands.add_parser(
         "drop",
         help="drop the framework's schema named in the URL, with every event and "
@@ -53,14 +69,30 @@ def _database_url(given: str | None) -> str:
 
 def run_migrate(args: argparse.Namespace) -> int:
     migrated = migrate_postgres(_database_url(args.url))
-    if migrated.applied:
-        print(
-            f"migrated {migrated.where} to version {migrated.version} "
-            f"(applied {', '.join(map(str, migrated.applied))})"
+    if any(migrated.applied.values()):
+        done = "; ".join(
+            f"{name} to version {migrated.versions[name]} (applied "
+            f"{', '.join(map(str, numbers))})"
+            for name, numbers in migrated.applied.items()
+            if numbers
         )
+        print(f"migrated {migrated.where}: {done}")
     else:
-        print(f"{migrated.where} is up to date at version {migrated.version}")
+        at = ", ".join(
+            f"{name} at version {v}" for name, v in migrated.versions.items()
+        )
+        print(f"{migrated.where} is up to date: {at}")
     return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print each subsystem's applied and latest migration; 1 when any lags."""
+    where, subsystems = postgres_migration_status(_database_url(args.url))
+    print(f"{where}:")
+    for s in subsystems:
+        state = "needs db migrate" if s.behind else "up to date"
+        print(f"  {s.subsystem}: version {s.version} of {s.latest} ({state})")
+    return 1 if any(s.behind for s in subsystems) else 0
 
 
 def run_drop(args: argparse.Namespace) -> int:

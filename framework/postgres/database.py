@@ -28,8 +28,8 @@ from framework.postgres.connection import (
     first_prepared_row,
     run_prepared,
 )
-from framework.postgres.ddl import current_version, migrate
 from framework.postgres.errors import translate, translated
+from framework.postgres.migration import current_versions, migrate, registered
 from framework.postgres.notify import Notifier
 from framework.postgres.prepared import Prepared
 from framework.postgres.url import PostgresURL, parse_url
@@ -46,6 +46,7 @@ __all__ = [
     "fetchall_on",
     "fetchone_on",
     "migrate_database",
+    "migration_status",
 ]
 
 T = TypeVar("T")
@@ -221,11 +222,13 @@ class Database:
         self.pool.close()
 
 
-def migrate_database(url: PostgresURL | str | None = None) -> tuple[list[int], int]:
+def migrate_database(
+    url: PostgresURL | str | None = None,
+) -> tuple[dict[str, list[int]], dict[str, int]]:
     """Apply missing migrations to ``url``'s schema without opening a pool.
 
-    Returns (the migrations applied now, the schema's version afterwards).
-    Raises ``StoreConnectionError`` if the server cannot be reached.
+    Returns (each subsystem's migrations applied now, each subsystem's version
+    afterwards). Raises ``StoreConnectionError`` if the server cannot be reached.
     """
     parsed = url if isinstance(url, PostgresURL) else parse_url(url)
     with (
@@ -233,5 +236,19 @@ def migrate_database(url: PostgresURL | str | None = None) -> tuple[list[int], i
         psycopg.connect(parsed.conninfo, autocommit=True) as conn,
     ):
         applied = migrate(conn, parsed.schema)
-        version = current_version(conn, parsed.schema)
-    return applied, version
+        versions = current_versions(conn, parsed.schema)
+    return applied, versions
+
+
+def migration_status(
+    url: PostgresURL | str | None = None,
+) -> list[tuple[str, int, int]]:
+    """(subsystem, version applied, latest version) of ``url``'s schema, in the
+    order the migrations run; changes nothing."""
+    parsed = url if isinstance(url, PostgresURL) else parse_url(url)
+    with (
+        translated(parsed),
+        psycopg.connect(parsed.conninfo, autocommit=True) as conn,
+    ):
+        versions = current_versions(conn, parsed.schema)
+    return [(s.subsystem, versions[s.subsystem], s.latest) for s in registered()]

@@ -14,14 +14,19 @@ from psycopg import sql
 
 from framework.errors import ConcurrencyError, ConfigurationError, StoreError
 from framework.log.backends.postgres import PostgresLog
-from framework.postgres import ddl
 from framework.postgres.database import migrate_database
-from framework.postgres.ddl import LATEST
 from framework.postgres.errors import StoreConnectionError
+from framework.postgres.migration import registered
 from framework.postgres.url import DEFAULT_SCHEMA, parse_url
 from framework.store.backends.postgres import PostgresEventStore
 from framework.testing.store_contract import new_event
 from tests.conftest import database_url
+from tests.postgres.shared_schema import (
+    OldEvent,
+    create_shared_schema,
+    create_topic,
+    write_old_events,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,23 +86,25 @@ def test_an_unreachable_server_is_a_retriable_error_naming_host_not_password() -
 
 def test_migrate_is_idempotent_and_records_the_schema_version(schema: str) -> None:
     url = f"{database_url()}?schema={schema}"
-    assert migrate_database(url) == (list(range(1, LATEST + 1)), LATEST)
-    assert migrate_database(url) == ([], LATEST)
+    latest = {s.subsystem: s.latest for s in registered()}
+    every = {name: list(range(1, last + 1)) for name, last in latest.items()}
+    assert migrate_database(url) == (every, latest)
+    assert migrate_database(url) == ({name: [] for name in latest}, latest)
     with psycopg.connect(database_url()) as conn:
         rows = conn.execute(
-            sql.SQL("SELECT version FROM {}").format(
-                sql.Identifier(schema, "schema_version")
+            sql.SQL("SELECT subsystem, version FROM {} ORDER BY 1, 2").format(
+                sql.Identifier(schema, "schema_migrations")
             )
         ).fetchall()
-    assert rows == [(v,) for v in range(1, LATEST + 1)]
+    assert rows == sorted((name, v) for name, vs in every.items() for v in vs)
 
 
 def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
-    schema: str, monkeypatch: pytest.MonkeyPatch
+    schema: str,
 ) -> None:
     url = f"{database_url()}?schema={schema}"
-    _write_before(url, monkeypatch, 2, {"b-stream": 2, "a-stream": 1})
-    assert migrate_database(url) == (list(range(3, LATEST + 1)), LATEST)
+    _write_before(url, 2, {"b-stream": 2, "a-stream": 1})
+    assert migrate_database(url) == (_after_shared(2), _latest())
     store = PostgresEventStore(url)
     try:
         assert [e.stream_version for e in store.read_stream("b-stream")] == [1, 2]
@@ -118,13 +125,13 @@ def test_a_store_made_before_migration_3_is_upgraded_keeping_its_events(
 
 
 def test_migration_4_leaves_the_head_rows_without_checks_to_rerun(
-    schema: str, monkeypatch: pytest.MonkeyPatch
+    schema: str,
 ) -> None:
     url = f"{database_url()}?schema={schema}"
-    _write_before(url, monkeypatch, 3, {"s": 1})
+    _write_before(url, 3, {"s": 1})
     with psycopg.connect(database_url()) as conn:
         assert _partition_constraints(conn, schema) == ["c", "f", "p"]
-    assert migrate_database(url) == (list(range(4, LATEST + 1)), LATEST)
+    assert migrate_database(url) == (_after_shared(3), _latest())
     with psycopg.connect(database_url()) as conn:
         assert _partition_constraints(conn, schema) == ["p"]
     store = PostgresEventStore(url)
@@ -135,20 +142,46 @@ def test_migration_4_leaves_the_head_rows_without_checks_to_rerun(
         store.close()
 
 
-def _write_before(
-    url: str, monkeypatch: pytest.MonkeyPatch, applied: int, streams: dict[str, int]
-) -> None:
-    """Write ``streams`` (id -> event count) with a store whose code knew only the
-    first ``applied`` migrations, as an older release would have."""
-    with monkeypatch.context() as patch:
-        patch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:applied])
-        store = PostgresEventStore(url)
-        try:
-            for stream, count in streams.items():
-                events = [new_event() for _ in range(count)]
-                store.append(stream, events, expected_version=0)
-        finally:
-            store.close()
+def _write_before(url: str, applied: int, streams: dict[str, int]) -> None:
+    """Write ``streams`` (id -> event count) as a store whose code knew only the
+    first ``applied`` migrations of the list all subsystems once shared did."""
+    schema = parse_url(url).schema
+    events = [
+        OldEvent(
+            stream_id=stream,
+            event_id=event.event_id,
+            name=event.name,
+            version=event.version,
+            data=event.data,
+            timestamp_ms=event.timestamp_ms,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+        )
+        for stream, count in streams.items()
+        for event in (new_event() for _ in range(count))
+    ]
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        create_shared_schema(conn, schema, applied)
+        with conn.transaction():
+            topic_id = create_topic(conn, schema, "events", 64)
+            write_old_events(conn, schema, topic_id, 64, events)
+
+
+def _latest() -> dict[str, int]:
+    return {s.subsystem: s.latest for s in registered()}
+
+
+def _after_shared(applied: int) -> dict[str, list[int]]:
+    """Each subsystem's migrations a schema lacks when the shared list's first
+    ``applied`` ran on it."""
+    return {
+        s.subsystem: [
+            m.version
+            for m in s.migrations
+            if m.shared_number is None or m.shared_number > applied
+        ]
+        for s in registered()
+    }
 
 
 def _partition_constraints(conn: psycopg.Connection[Any], schema: str) -> list[str]:

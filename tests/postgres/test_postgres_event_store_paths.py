@@ -11,8 +11,8 @@ import pytest
 from framework.errors import ConcurrencyError
 from framework.log.config import TopicConfig
 from framework.postgres.errors import StoreConnectionError
-from framework.store.backends import postgres as pg_store
 from framework.store.backends.postgres import PostgresEventStore
+from framework.store.backends.postgres import store as pg_store
 from framework.store.ports import StreamAppend
 from framework.testing.store_contract import EventStoreContract, MakeStore, new_event
 from tests.conftest import database_url

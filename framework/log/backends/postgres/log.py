@@ -24,10 +24,17 @@ from framework.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from framework.log.backends.postgres.headers import decode_headers, encode_headers
+from framework.log.backends.postgres.statements import (
+    APPEND_COLUMNS,
+    EXPECTED_END,
+    PAGE,
+    RECORD_COLUMNS,
+    take_offsets,
+)
 from framework.log.config import TopicConfig
 from framework.log.records import AppendResult, Headers, LogRecord, Record
 from framework.postgres.database import Database, fetchall_on
-from framework.postgres.headers import decode_headers, encode_headers
 from framework.postgres.prepared import (
     BYTEA_ARRAY,
     INT4,
@@ -104,18 +111,12 @@ class PostgresLog:
             .format(t("topics"))
             .as_bytes(None)
         )
+        taken = take_offsets(t("partitions"), sql.SQL("%(n)s::bigint"), EXPECTED_END)
         self._p_append = Prepared(
             "fw_log_append",
             sql.SQL(
-                """WITH head AS (
-                UPDATE {partitions} SET next_offset = next_offset + %(n)s::bigint
-                WHERE topic_id = %(topic)s AND partition = %(partition)s
-                  AND (%(expected)s::bigint IS NULL
-                       OR next_offset = %(expected)s::bigint)
-                RETURNING next_offset - %(n)s::bigint AS base
-            ), written AS (
-                INSERT INTO {records}
-                    (topic_id, partition, "offset", timestamp_ms, key, value, headers)
+                """WITH head AS ({taken}), written AS (
+                INSERT INTO {records} ({columns})
                 SELECT %(topic)s, %(partition)s, head.base + r.i - 1, r.ts, r.key,
                        r.value, r.headers
                 FROM head, unnest(%(ts)s::bigint[], %(keys)s::bytea[],
@@ -125,7 +126,7 @@ class PostgresLog:
             )
             SELECT min("offset"), max("offset") FROM written"""
             )
-            .format(partitions=t("partitions"), records=t("records"))
+            .format(taken=taken, records=t("records"), columns=APPEND_COLUMNS)
             .as_bytes(None),
             {
                 "n": INT8,
@@ -139,37 +140,20 @@ class PostgresLog:
             },
             (int, int),
         )
-        self._q_lock_head = (
-            sql.SQL(
-                "UPDATE {} SET next_offset = next_offset + %(n)s::bigint "
-                "WHERE topic_id = %(topic)s AND partition = %(partition)s "
-                "AND (%(expected)s::bigint IS NULL "
-                "OR next_offset = %(expected)s::bigint) "
-                "RETURNING next_offset - %(n)s::bigint"
-            )
-            .format(t("partitions"))
-            .as_bytes(None)
-        )
+        self._q_lock_head = taken.as_bytes(None)
         self._q_copy = (
-            sql.SQL(
-                'COPY {} (topic_id, partition, "offset", timestamp_ms, key, value, '
-                "headers) FROM STDIN (FORMAT BINARY)"
-            )
-            .format(t("records"))
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+            .format(t("records"), APPEND_COLUMNS)
             .as_bytes(None)
         )
         columns = sql.SQL(
-            '"offset", timestamp_ms, key, value, headers, stream_id, stream_version, '
-            "event_id, event_name, event_version, correlation_id, causation_id"
-        )
+            "{}, stream_id, stream_version, event_id, event_name, event_version, "
+            "correlation_id, causation_id"
+        ).format(RECORD_COLUMNS)
         self._p_read = Prepared(
             "fw_log_read",
-            sql.SQL(
-                "SELECT {columns} FROM {records} "
-                "WHERE topic_id = %(topic)s AND partition = %(partition)s "
-                'AND "offset" >= %(offset)s ORDER BY "offset" LIMIT %(limit)s'
-            )
-            .format(columns=columns, records=t("records"))
+            sql.SQL("SELECT {columns} FROM {records} {page}")
+            .format(columns=columns, records=t("records"), page=PAGE)
             .as_bytes(None),
             {"topic": INT4, "partition": INT4, "offset": INT8, "limit": INT8},
         )
@@ -259,7 +243,9 @@ class PostgresLog:
         """The topic's row id (for backends sharing these tables)."""
         return self._info(name).topic_id
 
-    def _checked(self, topic: str, partition: int) -> int:
+    def checked_topic_id(self, topic: str, partition: int) -> int:
+        """The topic's row id; ``UnknownTopicError`` or ``UnknownPartitionError``
+        unless the topic has that partition."""
         info = self._info(topic)
         if not 0 <= partition < info.config.partitions:
             raise UnknownPartitionError(topic, partition, info.config.partitions)
@@ -288,7 +274,7 @@ class PostgresLog:
         ``on_written`` is called after the commit."""
         if not records:
             raise ValueError(f"append to {topic}/{partition} needs at least one record")
-        topic_id = self._checked(topic, partition)
+        topic_id = self.checked_topic_id(topic, partition)
         now = now_ms()
         timestamps = [now if r.timestamp is None else r.timestamp for r in records]
         params: dict[str, Any] = {
@@ -362,7 +348,7 @@ class PostgresLog:
         Only committed records are seen, and a partition commits in offset order,
         so what comes back is always a gapless run.
         """
-        topic_id = self._checked(topic, partition)
+        topic_id = self.checked_topic_id(topic, partition)
         if offset < 0:
             raise OffsetOutOfRangeError(
                 topic, partition, offset, 0, self.end_offset(topic, partition)
@@ -386,7 +372,7 @@ class PostgresLog:
     def read_at(
         self, topic: str, partition: int, offsets: Sequence[int]
     ) -> list[LogRecord]:
-        topic_id = self._checked(topic, partition)
+        topic_id = self.checked_topic_id(topic, partition)
         if not offsets:
             return []
         rows = self.db.fetchall_prepared(
@@ -404,11 +390,11 @@ class PostgresLog:
         return out
 
     def start_offset(self, topic: str, partition: int) -> int:
-        self._checked(topic, partition)
+        self.checked_topic_id(topic, partition)
         return 0
 
     def end_offset(self, topic: str, partition: int) -> int:
-        topic_id = self._checked(topic, partition)
+        topic_id = self.checked_topic_id(topic, partition)
         row = self.db.fetchone_prepared(
             self._p_end, {"topic": topic_id, "partition": partition}
         )
@@ -420,7 +406,7 @@ class PostgresLog:
         return dict(sorted((int(p), int(o)) for p, o in rows))
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
-        topic_id = self._checked(topic, partition)
+        topic_id = self.checked_topic_id(topic, partition)
         with self.db.connection() as conn:
             row = conn.execute(
                 self._q_for_time, (topic_id, partition, timestamp)

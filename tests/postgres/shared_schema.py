@@ -1,33 +1,36 @@
-"""The tables, as numbered migrations, and ``migrate`` that applies the missing ones.
-
-Idempotent and safe to run from several processes at once: a transaction-level
-advisory lock per schema serialises them, and ``schema_version`` records what ran.
-"""
+"""A schema as the code before per-subsystem migrations made it: the single list
+of migrations every subsystem shared (recorded in ``schema_version``), and events
+written as that code's event store wrote them (event columns; no key; headers
+holding the user headers only, or NULL). Frozen here, as released: tests build
+such schemas to prove that the current code opens them and reads them back."""
 
 from __future__ import annotations
 
-import logging
+import struct
+import uuid
 import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
-logger = logging.getLogger("framework.postgres")
+from framework.log.config import TopicConfig
+from framework.log.partitioner import partition_for
 
 
 @attrs.frozen
-class Migration:
+class SharedMigration:
     version: int
     description: str
-    #: Statements with ``{schema}`` where the schema identifier goes.
     statements: tuple[str, ...]
 
 
-#: Every migration ever released, in order. Never edit a released one: add another.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
+#: The shared list as its last release had it. Never edit.
+SHARED_MIGRATIONS: tuple[SharedMigration, ...] = (
+    SharedMigration(
         1,
         "topics, partitions with their next offset, and records with event columns",
         (
@@ -76,7 +79,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE event_id IS NOT NULL""",
         ),
     ),
-    Migration(
+    SharedMigration(
         2,
         "projections: their state, checkpoints, dead letters and group members",
         (
@@ -119,7 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    Migration(
+    SharedMigration(
         3,
         'stream ids compare as bytes (COLLATE "C")',
         (
@@ -131,7 +134,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             'ALTER TABLE {schema}.records ALTER COLUMN stream_id TYPE text COLLATE "C"',
         ),
     ),
-    Migration(
+    SharedMigration(
         4,
         "partitions: no CHECK or foreign key for each append's UPDATE to re-check",
         (
@@ -149,7 +152,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP CONSTRAINT IF EXISTS partitions_topic_id_fkey",
         ),
     ),
-    Migration(
+    SharedMigration(
         5,
         "projection_checkpoints: the failure a projection stopped on, per partition",
         (
@@ -162,39 +165,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-#: The version the code expects.
-LATEST = MIGRATIONS[-1].version
 
-
-def _lock_key(schema: str) -> int:
-    # A stable signed 64-bit key per schema for pg_advisory_xact_lock.
-    return zlib.crc32(f"framework.migrate:{schema}".encode()) - (1 << 31)
-
-
-def current_version(conn: psycopg.Connection[Any], schema: str) -> int:
-    """The highest applied migration, 0 when the schema has none."""
-    exists = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL",
-        (sql.Identifier(schema, "schema_version").as_string(conn),),
-    ).fetchone()
-    if not exists or not exists[0]:
-        return 0
-    row = conn.execute(
-        sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(
-            sql.Identifier(schema, "schema_version")
-        )
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
-    """Apply the migrations ``schema`` lacks, in one transaction; return their
-    numbers (empty when it is up to date). Raises psycopg errors: callers run it
-    inside ``translated``."""
+def create_shared_schema(
+    conn: psycopg.Connection[Any], schema: str, upto: int = 5
+) -> None:
+    """``schema`` with the shared migrations 1..``upto`` applied and recorded in
+    ``schema_version``, as that code's ``migrate`` left it."""
     ident = sql.Identifier(schema)
-    applied: list[int] = []
+    key = zlib.crc32(f"framework.migrate:{schema}".encode()) - (1 << 31)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
         conn.execute(
             sql.SQL(
@@ -205,10 +185,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
                 )"""
             ).format(sql.Identifier(schema, "schema_version"))
         )
-        have = current_version(conn, schema)
-        for migration in MIGRATIONS:
-            if migration.version <= have:
-                continue
+        for migration in SHARED_MIGRATIONS[:upto]:
             for statement in migration.statements:
                 conn.execute(sql.SQL(statement).format(schema=ident))
             conn.execute(
@@ -217,7 +194,123 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
                 ),
                 (migration.version, migration.description),
             )
-            applied.append(migration.version)
-    if applied:
-        logger.info("schema %r migrated to version %d", schema, applied[-1])
-    return applied
+
+
+@attrs.frozen
+class OldEvent:
+    """An event as that code's store took it."""
+
+    stream_id: str
+    event_id: uuid.UUID
+    name: str
+    version: int
+    data: bytes
+    timestamp_ms: int
+    correlation_id: str
+    causation_id: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def create_topic(
+    conn: psycopg.Connection[Any], schema: str, name: str, partitions: int
+) -> int:
+    """A topic and its head rows, as that code's ``PostgresLog`` created them."""
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (name, partitions, config) VALUES (%s, %s, %s) "
+            "RETURNING topic_id"
+        ).format(sql.Identifier(schema, "topics")),
+        (name, partitions, Jsonb(attrs.asdict(TopicConfig(partitions=partitions)))),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (topic_id, partition) "
+            "SELECT %s, p FROM generate_series(0, %s - 1) AS p"
+        ).format(sql.Identifier(schema, "partitions")),
+        (row[0], partitions),
+    )
+    return int(row[0])
+
+
+def _user_headers(headers: Mapping[str, str]) -> bytes | None:
+    # (u16 name length, name, u32 value length, value)*, NULL for none.
+    if not headers:
+        return None
+    out = bytearray()
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        out += struct.pack(">H", len(raw_name)) + raw_name
+        out += struct.pack(">I", len(raw_value)) + raw_value
+    return bytes(out)
+
+
+def _take(
+    conn: psycopg.Connection[Any], schema: str, topic_id: int, partition: int
+) -> int:
+    row = conn.execute(
+        sql.SQL(
+            "UPDATE {} SET next_offset = next_offset + 1 "
+            "WHERE topic_id = %s AND partition = %s RETURNING next_offset - 1"
+        ).format(sql.Identifier(schema, "partitions")),
+        (topic_id, partition),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def write_old_events(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    topic_id: int,
+    partitions: int,
+    events: Sequence[OldEvent],
+) -> None:
+    """``events`` appended in order, each as the next version of its stream, in
+    the rows that code's event store wrote."""
+    versions: dict[str, int] = {}
+    insert = sql.SQL(
+        'INSERT INTO {} ("offset", timestamp_ms, value, headers, stream_version, '
+        "event_id, event_name, event_version, correlation_id, causation_id, "
+        "topic_id, partition, stream_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    ).format(sql.Identifier(schema, "records"))
+    for event in events:
+        partition = partition_for(event.stream_id, partitions)
+        version = versions[event.stream_id] = versions.get(event.stream_id, 0) + 1
+        conn.execute(
+            insert,
+            (
+                _take(conn, schema, topic_id, partition),
+                event.timestamp_ms,
+                event.data,
+                _user_headers(event.headers),
+                version,
+                event.event_id,
+                event.name,
+                event.version,
+                event.correlation_id,
+                event.causation_id,
+                topic_id,
+                partition,
+                event.stream_id,
+            ),
+        )
+
+
+def write_log_record(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    topic_id: int,
+    record: tuple[int, bytes | None, bytes, bytes | None],
+) -> None:
+    """A record appended through that code's ``PostgresLog`` to partition 0:
+    (timestamp, key, value, encoded headers)."""
+    timestamp, key, value, headers = record
+    conn.execute(
+        sql.SQL(
+            'INSERT INTO {} (topic_id, partition, "offset", timestamp_ms, key, '
+            "value, headers) VALUES (%s, 0, %s, %s, %s, %s, %s)"
+        ).format(sql.Identifier(schema, "records")),
+        (topic_id, _take(conn, schema, topic_id, 0), timestamp, key, value, headers),
+    )
