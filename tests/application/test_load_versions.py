@@ -19,7 +19,7 @@ from framework import (
 )
 from framework.errors import StoreInputError
 from tests.conftest import database_url
-from tests.postgres.conftest import drop_schema, with_schema
+from tests.postgres.fixtures import drop_schema, with_schema
 
 
 @event("test_load_versions.Added")

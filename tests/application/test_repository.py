@@ -22,7 +22,7 @@ from framework import (
 from framework.application import Repository
 from framework.store.events import NewEvent
 from tests.conftest import database_url
-from tests.postgres.conftest import drop_schema, with_schema
+from tests.postgres.fixtures import drop_schema, with_schema
 
 
 @pytest.fixture(

@@ -26,7 +26,7 @@ from framework.projections.backends.memory import MemoryReadModelStore
 from framework.projections.backends.sqlite import SQLiteReadModelStore
 from framework.store.event_store import LogEventStore
 from tests.conftest import database_url
-from tests.postgres.conftest import drop_schema, with_schema
+from tests.postgres.fixtures import drop_schema, with_schema
 
 
 def test_memory_urls_wire_a_memory_log_and_memory_read_models() -> None:

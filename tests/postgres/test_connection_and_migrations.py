@@ -28,6 +28,8 @@ from tests.postgres.shared_schema import (
     write_old_events,
 )
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -20,8 +20,6 @@ from framework.postgres.errors import (
 )
 from framework.postgres.url import parse_url
 
-NEEDS_SERVER = False
-
 URL = parse_url("postgresql://app:hunter2@db.example:5433/ledger?schema=books")
 
 # (SQLSTATE, error class, retriable, words its message must hold)

@@ -25,7 +25,9 @@ from framework.postgres.url import UnknownOptionError, parse_url
 from framework.store.backends.postgres import PostgresEventStore
 from framework.store.events import NewEvent
 from tests.conftest import database_url
-from tests.postgres.conftest import Closer
+from tests.postgres.fixtures import Closer
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture

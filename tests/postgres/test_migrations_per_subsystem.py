@@ -25,8 +25,10 @@ from framework.postgres.migration import (
     registered,
 )
 from tests.conftest import database_url
-from tests.postgres.conftest import drop_schema, with_schema
+from tests.postgres.fixtures import drop_schema, with_schema
 from tests.postgres.shared_schema import create_shared_schema
+
+pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,9 @@ from framework.log.records import Record
 from framework.postgres.notify import Listener, Notification, listener_name
 from framework.postgres.url import parse_url
 from tests.conftest import database_url
-from tests.postgres.conftest import Closer
+from tests.postgres.fixtures import Closer
+
+pytestmark = pytest.mark.postgres
 
 
 def _plain_listen(channel: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -30,6 +30,8 @@ from framework.postgres.prepared import (
 )
 from tests.conftest import database_url
 
+pytestmark = pytest.mark.postgres
+
 INSERT = (
     b"INSERT INTO {t} (id, n, big, data, note) "
     b"VALUES (%(id)s, %(n)s, %(big)s, %(data)s, %(note)s) RETURNING n, big, note"

@@ -23,6 +23,8 @@ from framework.store.backends.postgres import COPY_FROM, PostgresEventStore
 from framework.store.events import NewEvent
 from tests.conftest import database_url
 
+pytestmark = pytest.mark.postgres
+
 
 class Pulled(Balances):
     """The ledger's balances again, kept by a runner stepped by hand."""

@@ -10,8 +10,6 @@ from psycopg.conninfo import conninfo_to_dict
 from framework.errors import ConfigurationError
 from framework.postgres.url import UnknownOptionError, parse_url
 
-NEEDS_SERVER = False
-
 BASE = "postgresql://app:p%40ss@db.example:5433/ledger"
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from framework.postgres.database import Database
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture(
     params=[

@@ -49,7 +49,7 @@ COPY_THRESHOLD = 1000
 
 # The event store's header layout (framework.store.records), rebuilt here from the
 # event columns of rows the native event store wrote. The log may not import the
-# store; tests/postgres check that the two agree.
+# store; tests/store/postgres check that the two agree.
 _VERSION, _EVENT_ID, _NAME, _SCHEMA_VERSION, _CORRELATION, _CAUSATION = (
     "$v",
     "$id",

@@ -1,5 +1,5 @@
 """The store's rows as values: a read row as a ``StoredEvent``, an append
-statement's row as the ``Appended`` it reports."""
+statement's row as the ``Appended`` it reports, and the columns a read row holds."""
 
 from __future__ import annotations
 
@@ -14,6 +14,34 @@ from framework.store.events import Appended, NewEvent, StoredEvent
 #: Stands for "no headers" in every event read without any (read-only by type).
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _new_tuple = tuple.__new__
+
+#: The column each ``StoredEvent`` field is read from, in the field order: the
+#: read statements select these (``statements.EVENT_COLUMNS``), so that a read
+#: row is a ``StoredEvent``'s fields in order and ``stored_event`` can build one
+#: positionally.
+COLUMN_OF_FIELD: Mapping[str, str] = MappingProxyType(
+    {
+        "event_id": "event_id",
+        "stream_id": "stream_id",
+        "stream_version": "stream_version",
+        "name": "event_name",
+        "version": "event_version",
+        "data": "value",
+        "timestamp_ms": "timestamp_ms",
+        "correlation_id": "correlation_id",
+        "causation_id": "causation_id",
+        "headers": "headers",
+        "partition": "partition",
+        "offset": '"offset"',
+    }
+)
+if tuple(COLUMN_OF_FIELD) != StoredEvent._fields:
+    raise ImportError(
+        "the columns read for a StoredEvent are given for the fields "
+        f"{tuple(COLUMN_OF_FIELD)}, but StoredEvent's fields are "
+        f"{StoredEvent._fields}: list them in StoredEvent's order in "
+        f"{__name__}.COLUMN_OF_FIELD (and unpack them so in stored_event)"
+    )
 
 
 def appended_by(
@@ -44,7 +72,8 @@ def stored_events(topic: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
 
 
 def stored_event(topic: str, row: tuple[Any, ...]) -> StoredEvent:
-    """A row of the read statements (``StoredEvent``'s field order) as the event."""
+    """A row of the read statements (``StoredEvent``'s field order, as
+    ``COLUMN_OF_FIELD`` lists the columns) as the event."""
     (
         event_id,
         stream,
@@ -64,7 +93,8 @@ def stored_event(topic: str, row: tuple[Any, ...]) -> StoredEvent:
             f"record {topic}/{p} offset {o} was not written by the event store; "
             "only the event store may write to its topic"
         )
-    # Positional, through tuple.__new__: this runs once per replayed event.
+    # Positional, through tuple.__new__ rather than StoredEvent(...): about 210 ns
+    # a StoredEvent against 380, once for every event a load or replay reads.
     return _new_tuple(
         StoredEvent,
         (

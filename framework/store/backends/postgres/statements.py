@@ -25,6 +25,7 @@ from framework.postgres.prepared import (
     UUID_ARRAY,
     Prepared,
 )
+from framework.store.backends.postgres.rows import COLUMN_OF_FIELD
 
 #: How the expected version of an append is given: ``any`` (None), ``new`` (0) or
 #: ``at`` (a version that must exist).
@@ -79,10 +80,7 @@ COPY_TYPES = (
     "text",
 )
 #: The columns of a full read, in ``StoredEvent``'s field order.
-EVENT_COLUMNS = sql.SQL(
-    "event_id, stream_id, stream_version, event_name, event_version, value, "
-    'timestamp_ms, correlation_id, causation_id, headers, partition, "offset"'
-)
+EVENT_COLUMNS = sql.SQL(", ".join(COLUMN_OF_FIELD.values()))
 
 
 def kind_of(expected: int | None) -> str:

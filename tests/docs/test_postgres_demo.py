@@ -3,7 +3,11 @@ schema continues from what the first one stored."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.docs.test_docs import make_demo
+
+pytestmark = pytest.mark.postgres
 
 
 def test_make_demo_adds_up_and_a_second_run_continues_from_the_schema(

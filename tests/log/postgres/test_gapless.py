@@ -13,18 +13,22 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
 from framework.store.backends.postgres import PostgresEventStore
-from tests.postgres.conftest import Closer
-from tests.postgres.workers import event
+from tests.log.postgres.workers import event
+from tests.postgres.fixtures import Closer
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.postgres.workers", *args],
+        [sys.executable, "-m", "tests.log.postgres.workers", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,5 @@
-"""Writer processes for the multi-process tests: ``python -m tests.postgres.workers``.
+"""Writer processes for the multi-process tests:
+``python -m tests.log.postgres.workers``.
 
 Each prints one JSON line per event it got stored, so the test can compare what
 the writers were told with what the store holds.

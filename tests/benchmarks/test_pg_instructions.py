@@ -4,9 +4,12 @@ the migrations and the store's append; they run here on the real server."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from benchmarks.pg_instructions import append_execute, append_prepare, setup_sql
 from tests.conftest import database_url
+
+pytestmark = pytest.mark.postgres
 
 
 def _statements(script: str) -> list[str]:

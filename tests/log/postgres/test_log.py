@@ -10,7 +10,9 @@ from framework.log.records import Record
 from framework.postgres.notify import Listener, Notification
 from framework.postgres.url import parse_url
 from framework.testing.log_contract import LogContract, MakeLog
-from tests.postgres.conftest import Closer
+from tests.postgres.fixtures import Closer
+
+pytestmark = pytest.mark.postgres
 
 
 class TestPostgresLog(LogContract):

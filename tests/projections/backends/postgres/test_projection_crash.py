@@ -22,7 +22,9 @@ from framework import Application, AppSettings
 from framework.projections.backends.postgres import PostgresReadModelStore, group_key
 from tests.conftest import database_url
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[4]
 CRASH_APP = ROOT / "tests" / "projections"
 
 

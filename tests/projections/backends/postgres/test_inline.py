@@ -16,6 +16,8 @@ from framework.domain import EventEnvelope
 from framework.errors import ProjectionError
 from framework.projections import Projection, Transaction, on
 
+pytestmark = pytest.mark.postgres
+
 
 class Picky(Balances):
     """Balances that refuses deposits of 13."""

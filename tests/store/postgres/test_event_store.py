@@ -12,7 +12,9 @@ from framework.store.event_store import LogEventStore
 from framework.store.ports import StreamAppend
 from framework.store.records import to_stored
 from framework.testing.store_contract import EventStoreContract, MakeStore, new_event
-from tests.postgres.conftest import Closer
+from tests.postgres.fixtures import Closer
+
+pytestmark = pytest.mark.postgres
 
 
 class TestPostgresEventStore(EventStoreContract):

@@ -7,11 +7,15 @@ import statistics
 import threading
 import time
 
+import pytest
+
 from example_ledger.domain import Account
 from example_ledger.projections import Balances
 from framework import Application, AppSettings
 from framework.projections.backends.postgres import PostgresReadModelStore
-from tests.postgres.test_postgres_projection_crash import start_runner
+from tests.projections.backends.postgres.test_projection_crash import start_runner
+
+pytestmark = pytest.mark.postgres
 
 
 def test_a_waiter_wakes_when_another_store_commits_the_position(pg_url: str) -> None:

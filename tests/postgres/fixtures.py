@@ -1,9 +1,12 @@
-"""PostgreSQL fixtures: every test gets a schema of its own, dropped afterwards."""
+"""PostgreSQL test fixtures: every test gets a schema of its own, dropped afterwards.
+
+Loaded for the whole suite from ``tests/conftest.py``, so that the tests of each
+subsystem's PostgreSQL backend sit beside that subsystem's other tests.
+"""
 
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -18,12 +21,10 @@ _numbers = itertools.count()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Everything in this folder needs the server, but for modules of pure tests
-    # that say ``NEEDS_SERVER = False``.
-    here = os.path.dirname(__file__)
+    # A test that asks for a schema on the server needs the server, whether or
+    # not its module says so with ``pytestmark = pytest.mark.postgres``.
     for item in items:
-        module = getattr(item, "module", None)
-        if str(item.path).startswith(here) and getattr(module, "NEEDS_SERVER", True):
+        if "schema" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
 
 

@@ -11,6 +11,8 @@ from framework.errors import ConfigurationError
 from framework.postgres.database import Database
 from framework.projections.backends.postgres import PostgresGroup
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def db(pg_url: str) -> Iterator[Database]:

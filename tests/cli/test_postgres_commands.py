@@ -15,6 +15,8 @@ from tests.cli import cli_app
 from tests.cli.commands import APP, Started, cli, seed, wait_until_failures_cleared
 from tests.conftest import database_url
 
+pytestmark = pytest.mark.postgres
+
 
 def schema_exists(schema: str) -> bool:
     with psycopg.connect(database_url()) as conn:

@@ -16,7 +16,9 @@ from framework.store.backends.postgres import store as pg_store
 from framework.store.ports import StreamAppend
 from framework.testing.store_contract import EventStoreContract, MakeStore, new_event
 from tests.conftest import database_url
-from tests.postgres.conftest import Closer, with_schema
+from tests.postgres.fixtures import Closer, with_schema
+
+pytestmark = pytest.mark.postgres
 
 LONG = pg_store.COPY_FROM
 

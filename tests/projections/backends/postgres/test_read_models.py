@@ -14,6 +14,8 @@ from framework.projections.backends.postgres import PostgresReadModelStore
 from framework.projections.ports import ReadModelStore
 from framework.testing.read_model_contract import ReadModelStoreContract
 
+pytestmark = pytest.mark.postgres
+
 
 class TestPostgresReadModelStore(ReadModelStoreContract):
     @pytest.fixture

@@ -24,6 +24,8 @@ from framework import (
 from framework.store.backends.postgres import DEFAULT_PARTITIONS, PostgresEventStore
 from framework.store.events import NewEvent
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def app(pg_url: str) -> Iterator[Application]:

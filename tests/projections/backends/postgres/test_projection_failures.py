@@ -11,6 +11,8 @@ from framework import Application
 from framework.projections import InlineProjectionFailedError, ProjectionFailedError
 from tests.projections.test_failures import FAST, Unlucky
 
+pytestmark = pytest.mark.postgres
+
 
 def test_a_pull_query_in_another_process_fails_at_once_on_a_stopped_projection(
     pg_url: str,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SHIM = Path(__file__).parent.parent / "benchmarks" / "slowflush" / "slowflush.c"
+SHIM = Path(__file__).resolve().parents[2] / "benchmarks" / "slowflush" / "slowflush.c"
 
 _FLUSH_TWICE = """
 import os, sys, time
