@@ -146,10 +146,16 @@ def events_config(settings: AppSettings) -> TopicConfig | None:
     return TopicConfig(partitions=settings.partitions)
 
 
-def store_on_log(log: Log, settings: AppSettings) -> EventStore:
-    """The event store on a log given to the application."""
+def store_on_log(
+    log: Log, settings: AppSettings, *, index_dir: Path | None = None
+) -> EventStore:
+    """The event store on ``log`` (one given to the application, or the one a
+    URL opens), keeping stream-index snapshots in ``index_dir`` if given."""
     return LogEventStore(
-        log, topic=settings.events_topic, config=events_config(settings)
+        log,
+        topic=settings.events_topic,
+        config=events_config(settings),
+        index_dir=index_dir,
     )
 
 
@@ -161,10 +167,9 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
         return opener(url, settings)
     if scheme == "file" and not may_create_stores():
         require_file_store(url, settings.events_topic)
-    return LogEventStore(
+    return store_on_log(
         open_log(url),
-        topic=settings.events_topic,
-        config=events_config(settings),
+        settings,
         # Files outlive the process: keep stream-index snapshots beside them.
         index_dir=file_root(url) / "index" if scheme == "file" else None,
     )
