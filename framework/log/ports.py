@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from framework.log.config import TopicConfig
-from framework.log.records import AppendResult, LogRecord, Record
+from framework.log.records import AppendResult, LogRecord, PartitionBatch, Record
 
 
 @runtime_checkable
@@ -56,6 +56,27 @@ class Log(Protocol):
         its own for the check before the append can release it there. If it
         raises, the batch stays written and is made durable all the same, and
         ``append`` raises its error.
+        """
+
+    def append_atomic(
+        self, topic: str, batches: Sequence[PartitionBatch]
+    ) -> list[AppendResult]:
+        """Append a batch to each of several partitions as one transaction (Kafka's
+        transactions): readers in any process see all of the batches or none of
+        them, and a crash at any point leaves all of them or none.
+
+        Every ``expected_end_offset`` is checked before anything becomes visible; a
+        mismatch raises ``EndOffsetMismatchError`` and no batch becomes visible.
+        The partitions must differ, and every batch have records (``ValueError``).
+        Returns each batch's ``AppendResult`` in the order given, once all are as
+        durable as the topic's configuration promises.
+
+        A backend that cannot make its batches visible at one instant writes them
+        first and commits after, and a reader stops before a batch whose commit is
+        not yet decided. What a transaction that never committed (its writer
+        crashed or failed) wrote reads as void records (``records.is_void``), so
+        that offsets stay contiguous; a backend with transactions of its own
+        (PostgreSQL, memory) never leaves any.
         """
 
     def read(

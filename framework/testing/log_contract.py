@@ -29,7 +29,7 @@ from framework.errors import (
 )
 from framework.log.config import TopicConfig
 from framework.log.ports import Log
-from framework.log.records import Record
+from framework.log.records import PartitionBatch, Record
 
 MakeLog = Callable[[], Log]
 _topic_numbers = itertools.count()
@@ -171,6 +171,157 @@ class LogContract:
         assert info.value.retriable
         assert [r.value for r in log.read("t", 0, 0)] == [b"a", b"b"]
 
+    def test_an_atomic_append_writes_every_batch_at_the_next_offsets(
+        self, log: Log
+    ) -> None:
+        log.append("t", 1, [rec(b"before")])
+        results = log.append_atomic(
+            "t",
+            [
+                PartitionBatch(2, [rec(b"c1"), rec(b"c2")], 0),
+                PartitionBatch(1, [rec(b"b1")], 1),
+            ],
+        )
+        assert [(r.partition, r.base_offset, r.last_offset) for r in results] == [
+            (2, 0, 1),
+            (1, 1, 1),
+        ]
+        assert [r.value for r in log.read("t", 1, 0)] == [b"before", b"b1"]
+        assert [r.value for r in log.read("t", 2, 0)] == [b"c1", b"c2"]
+        assert [r.value for r in log.read_at("t", 2, [1, 0])] == [b"c2", b"c1"]
+        assert log.end_offsets("t") == {0: 0, 1: 2, 2: 2}
+        log.append("t", 2, [rec(b"after")], expected_end_offset=2)
+        assert log.end_offset("t", 2) == 3
+
+    def test_an_atomic_append_with_one_stale_end_offset_writes_nothing(
+        self, log: Log
+    ) -> None:
+        log.append("t", 1, [rec(b"a")])
+        with pytest.raises(EndOffsetMismatchError) as info:
+            log.append_atomic(
+                "t",
+                [
+                    PartitionBatch(0, [rec(b"x")], 0),
+                    PartitionBatch(1, [rec(b"y")], 0),
+                ],
+            )
+        assert (info.value.partition, info.value.expected, info.value.actual) == (
+            1,
+            0,
+            1,
+        )
+        assert log.end_offsets("t") == {0: 0, 1: 1, 2: 0}
+        assert [r.value for r in log.read("t", 1, 0)] == [b"a"]
+        # The partitions are free again: appends go on at the old ends.
+        log.append("t", 0, [rec(b"z")], expected_end_offset=0)
+        assert [r.value for r in log.read("t", 0, 0)] == [b"z"]
+
+    @pytest.mark.parametrize(
+        ("batches", "message"),
+        [
+            ([], "at least one batch"),
+            ([PartitionBatch(0, [])], "no records for partition 0"),
+            (
+                [PartitionBatch(1, [rec(b"a")]), PartitionBatch(1, [rec(b"b")])],
+                "names partition 1 twice",
+            ),
+        ],
+    )
+    def test_an_atomic_append_refuses_bad_batches_and_writes_nothing(
+        self, log: Log, batches: list[PartitionBatch], message: str
+    ) -> None:
+        with pytest.raises(ValueError, match=message):
+            log.append_atomic("t", batches)
+        assert log.end_offsets("t") == {0: 0, 1: 0, 2: 0}
+
+    def test_an_atomic_append_to_an_unknown_partition_writes_nothing(
+        self, log: Log
+    ) -> None:
+        with pytest.raises(UnknownPartitionError):
+            log.append_atomic(
+                "t", [PartitionBatch(0, [rec(b"a")]), PartitionBatch(3, [rec(b"b")])]
+            )
+        with pytest.raises(UnknownTopicError):
+            log.append_atomic("nope", [PartitionBatch(0, [rec(b"a")])])
+        assert log.end_offsets("t") == {0: 0, 1: 0, 2: 0}
+
+    def test_a_reader_never_sees_part_of_an_atomic_append(self, log: Log) -> None:
+        """Once a reader has seen transaction ``i`` in one partition, every later
+        read of the other partition shows it too."""
+        done = threading.Event()
+        count = 60
+        failures: list[str] = []
+
+        def writer() -> None:
+            try:
+                for i in range(count):
+                    value = str(i).encode()
+                    log.append_atomic(
+                        "t",
+                        [
+                            PartitionBatch(0, [rec(value)]),
+                            PartitionBatch(2, [rec(value), rec(value)]),
+                        ],
+                    )
+            finally:
+                done.set()
+
+        def last(partition: int) -> int:
+            records = log.read("t", partition, 0, max_records=10_000)
+            return int(records[-1].value) if records else -1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        reads = 0
+        while not done.is_set() or reads < 2:
+            reads += 1
+            first, second = (0, 2) if reads % 2 else (2, 0)
+            seen = last(first)
+            later = last(second)
+            if later < seen:
+                failures.append(f"saw {seen} in {first} but {later} in {second}")
+        thread.join()
+        assert not failures, failures[:3]
+        assert log.end_offsets("t") == {0: count, 1: 0, 2: 2 * count}
+
+    def test_atomic_appends_and_single_appends_from_threads_stay_whole(
+        self, log: Log
+    ) -> None:
+        def transactions() -> None:
+            for i in range(20):
+                log.append_atomic(
+                    "t",
+                    [
+                        PartitionBatch(p, [rec(f"x{i}:{p}".encode())] * 2)
+                        for p in (2, 0)
+                    ],
+                )
+
+        def singles(partition: int) -> None:
+            for i in range(20):
+                log.append("t", partition, [rec(f"s{i}".encode())] * 3)
+
+        threads = [
+            threading.Thread(target=transactions),
+            threading.Thread(target=transactions),
+            threading.Thread(target=singles, args=(0,)),
+            threading.Thread(target=singles, args=(2,)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for partition in (0, 2):
+            records = log.read("t", partition, 0, max_records=1000)
+            assert [r.offset for r in records] == list(range(140))
+            # Every batch is whole: runs of one value, of its batch's length.
+            values = [r.value for r in records]
+            at = 0
+            while at < len(values):
+                size = 2 if values[at].startswith(b"x") else 3
+                assert values[at : at + size] == [values[at]] * size
+                at += size
+
     def test_offset_for_time_finds_the_first_record_at_or_after(self, log: Log) -> None:
         log.append("t", 0, [rec(b"a", ts=100), rec(b"b", ts=200)])
         log.append("t", 0, [rec(b"c", ts=200), rec(b"d", ts=300)])
@@ -212,11 +363,17 @@ class LogContract:
         log = make_log()
         log.create_topic("d", TopicConfig(partitions=2))
         log.append("d", 1, [rec(b"a", key=b"k"), rec(b"b")])
+        log.append_atomic(
+            "d", [PartitionBatch(0, [rec(b"t0")]), PartitionBatch(1, [rec(b"t1")])]
+        )
         log.close()
         reopened = make_log()
+        assert [r.value for r in reopened.read("d", 0, 0)] == [b"t0"]
+        assert reopened.end_offsets("d") == {0: 1, 1: 3}
         assert [(r.key, r.value) for r in reopened.read("d", 1, 0)] == [
             (b"k", b"a"),
             (None, b"b"),
+            (None, b"t1"),
         ]
         assert reopened.topic_config("d").partitions == 2
         reopened.close()
@@ -232,8 +389,11 @@ class LogContract:
     @given(
         batches=st.lists(
             st.tuples(
-                st.integers(0, 1),
+                # 2: one atomic append to both partitions.
+                st.integers(0, 2),
                 st.lists(st.binary(max_size=20), min_size=1, max_size=5),
+                # Expect the end offset one below the real one (a lost race).
+                st.booleans(),
             ),
             max_size=12,
         ),
@@ -242,17 +402,39 @@ class LogContract:
     def test_log_behaves_as_a_list_per_partition(
         self,
         make_log: MakeLog,
-        batches: list[tuple[int, list[bytes]]],
+        batches: list[tuple[int, list[bytes], bool]],
         reads: list[tuple[int, int]],
     ) -> None:
         log = make_log()
         topic = f"model-{next(_topic_numbers)}"
         log.create_topic(topic, TopicConfig(partitions=2))
         model: dict[int, list[bytes]] = {0: [], 1: []}
-        for partition, values in batches:
-            result = log.append(topic, partition, [rec(v) for v in values])
-            assert result.base_offset == len(model[partition])
-            model[partition].extend(values)
+        for target, values, stale in batches:
+            partitions = [0, 1] if target == 2 else [target]
+            expected = {p: len(model[p]) - (stale and p == 1) for p in partitions}
+            if stale and 1 in partitions:
+                with pytest.raises(EndOffsetMismatchError):
+                    log.append_atomic(
+                        topic,
+                        [
+                            PartitionBatch(p, [rec(v) for v in values], expected[p])
+                            for p in partitions
+                        ],
+                    )
+                continue
+            if target == 2:
+                results = log.append_atomic(
+                    topic,
+                    [
+                        PartitionBatch(p, [rec(v) for v in values], expected[p])
+                        for p in partitions
+                    ],
+                )
+            else:
+                results = [log.append(topic, target, [rec(v) for v in values])]
+            for p, result in zip(partitions, results, strict=True):
+                assert result.base_offset == len(model[p])
+                model[p].extend(values)
         for partition, offset in reads:
             if offset > len(model[partition]):
                 with pytest.raises(OffsetOutOfRangeError):

@@ -15,7 +15,13 @@ from framework.errors import (
     UnknownTopicError,
 )
 from framework.log.config import TopicConfig
-from framework.log.records import AppendResult, LogRecord, Record
+from framework.log.records import (
+    AppendResult,
+    LogRecord,
+    PartitionBatch,
+    Record,
+    check_atomic_batches,
+)
 
 
 def now_ms() -> int:
@@ -34,12 +40,20 @@ class _Partition:
 
 
 class MemoryLog:
-    """A ``Log`` held in process memory. Thread-safe; gone when the process ends."""
+    """A ``Log`` held in process memory. Thread-safe; gone when the process ends.
+
+    Readers see a partition up to its end in the topic's published ends, one
+    tuple replaced whole by every append: so the batches of an atomic
+    multi-partition append all become visible in one assignment.
+    """
 
     def __init__(self) -> None:
         self._configs: dict[str, TopicConfig] = {}
         self._partitions: dict[str, list[_Partition]] = {}
+        self._ends: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
+        #: Held while an append publishes its topic's new ends.
+        self._publish = threading.Lock()
 
     def create_topic(self, name: str, config: TopicConfig) -> None:
         with self._lock:
@@ -50,6 +64,7 @@ class MemoryLog:
                 return
             self._configs[name] = config
             self._partitions[name] = [_Partition() for _ in range(config.partitions)]
+            self._ends[name] = (0,) * config.partitions
 
     def ensure_topic(self, name: str, config: TopicConfig) -> TopicConfig:
         with self._lock:
@@ -59,6 +74,7 @@ class MemoryLog:
                 self._partitions[name] = [
                     _Partition() for _ in range(config.partitions)
                 ]
+                self._ends[name] = (0,) * config.partitions
                 return config
         if existing.partitions != config.partitions:
             raise TopicConfigConflictError(name, existing, config)
@@ -95,34 +111,13 @@ class MemoryLog:
             raise ValueError(f"append to {topic}/{partition} needs at least one record")
         part = self._partition(topic, partition)
         with part.lock:
-            stored = part.records
-            base = len(stored)
+            base = len(part.records)
             if expected_end_offset is not None and expected_end_offset != base:
                 raise EndOffsetMismatchError(
                     topic, partition, expected_end_offset, base
                 )
-            now = now_ms()
-            running = part.max_timestamps[-1] if part.max_timestamps else -1
-            batch = []
-            maxima = []
-            for i, record in enumerate(records):
-                ts = now if record.timestamp is None else record.timestamp
-                running = max(running, ts)
-                maxima.append(running)
-                batch.append(
-                    LogRecord(
-                        topic=topic,
-                        partition=partition,
-                        offset=base + i,
-                        timestamp=ts,
-                        key=record.key,
-                        value=record.value,
-                        headers=record.headers,
-                    )
-                )
-            # One extend each keeps the batch atomic for readers: they index by length.
-            stored.extend(batch)
-            part.max_timestamps.extend(maxima)
+            batch = self._extend(topic, partition, part, records, now_ms())
+            self._publish_ends(topic, {partition: base + len(batch)})
         if on_written is not None:
             on_written(base)
         return AppendResult(
@@ -133,11 +128,100 @@ class MemoryLog:
             timestamp=batch[-1].timestamp,
         )
 
+    def append_atomic(
+        self, topic: str, batches: Sequence[PartitionBatch]
+    ) -> list[AppendResult]:
+        check_atomic_batches(topic, batches)
+        parts = {b.partition: self._partition(topic, b.partition) for b in batches}
+        # Locked in partition order, so that two transactions never wait for
+        # each other in a circle.
+        locked = [parts[p].lock for p in sorted(parts)]
+        for lock in locked:
+            lock.acquire()
+        try:
+            for b in batches:
+                actual = len(parts[b.partition].records)
+                if (
+                    b.expected_end_offset is not None
+                    and b.expected_end_offset != actual
+                ):
+                    raise EndOffsetMismatchError(
+                        topic, b.partition, b.expected_end_offset, actual
+                    )
+            now = now_ms()
+            results = []
+            ends = {}
+            for b in batches:
+                part = parts[b.partition]
+                base = len(part.records)
+                written = self._extend(topic, b.partition, part, b.records, now)
+                ends[b.partition] = base + len(written)
+                results.append(
+                    AppendResult(
+                        topic=topic,
+                        partition=b.partition,
+                        base_offset=base,
+                        last_offset=base + len(written) - 1,
+                        timestamp=written[-1].timestamp,
+                    )
+                )
+            # Nothing above is visible yet: readers stop at the published ends.
+            self._publish_ends(topic, ends)
+            return results
+        finally:
+            for lock in reversed(locked):
+                lock.release()
+
+    @staticmethod
+    def _extend(
+        topic: str,
+        partition: int,
+        part: _Partition,
+        records: Sequence[Record],
+        now: int,
+    ) -> list[LogRecord]:
+        """Add ``records`` after the partition's last (not yet published)."""
+        stored = part.records
+        base = len(stored)
+        running = part.max_timestamps[-1] if part.max_timestamps else -1
+        batch = []
+        maxima = []
+        for i, record in enumerate(records):
+            ts = now if record.timestamp is None else record.timestamp
+            running = max(running, ts)
+            maxima.append(running)
+            batch.append(
+                LogRecord(
+                    topic=topic,
+                    partition=partition,
+                    offset=base + i,
+                    timestamp=ts,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
+                )
+            )
+        stored.extend(batch)
+        part.max_timestamps.extend(maxima)
+        return batch
+
+    def _publish_ends(self, topic: str, ends: dict[int, int]) -> None:
+        """Make the new ends visible to readers, all in one assignment."""
+        with self._publish:
+            current = list(self._ends[topic])
+            for partition, end in ends.items():
+                current[partition] = end
+            self._ends[topic] = tuple(current)
+
+    def _end(self, topic: str, partition: int) -> int:
+        self._partition(topic, partition)
+        return self._ends[topic][partition]
+
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[LogRecord]:
         stored = self._partition(topic, partition).records
-        end = len(stored)
+        end = self._ends[topic][partition]
         if not 0 <= offset <= end:
             raise OffsetOutOfRangeError(topic, partition, offset, 0, end)
         return stored[offset : min(end, offset + max_records)]
@@ -146,7 +230,7 @@ class MemoryLog:
         self, topic: str, partition: int, offsets: Sequence[int]
     ) -> list[LogRecord]:
         stored = self._partition(topic, partition).records
-        end = len(stored)
+        end = self._ends[topic][partition]
         out = []
         for offset in offsets:
             if not 0 <= offset < end:
@@ -159,7 +243,7 @@ class MemoryLog:
         return 0
 
     def end_offset(self, topic: str, partition: int) -> int:
-        return len(self._partition(topic, partition).records)
+        return self._end(topic, partition)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         config = self.topic_config(topic)
@@ -168,9 +252,9 @@ class MemoryLog:
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
         part = self._partition(topic, partition)
         with part.lock:
-            maxima = part.max_timestamps
-            first = bisect.bisect_left(maxima, timestamp)
-            if first == len(maxima):
+            end = self._ends[topic][partition]
+            first = bisect.bisect_left(part.max_timestamps, timestamp, 0, end)
+            if first == end:
                 return None
             return first
 

@@ -6,6 +6,10 @@
 ``append DIR TAG N`` append N one-record batches tagged TAG, then exit
 ``cas DIR TAG N``    the same with conditional appends, retried on a stale end offset
 ``hold DIR``        take partition 0's writer lock of topic ``c``, say so, and sleep
+``txn DIR RUN``     atomic appends to 2-3 of topic ``x``'s partitions and single
+                    appends, two threads, forever, printing each acknowledged one
+``txn-stall DIR``   start an atomic append, say so once its batches are written,
+                    and wait before committing (to be killed)
 ``synced DIR N``    append N batches, wait until the recovery point covers them, say
                     so, and sleep (to be killed)
 """
@@ -24,7 +28,7 @@ from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.partition import LOCK_FILE
 from framework.log.backends.segments.topics import partition_dir
 from framework.log.config import TopicConfig
-from framework.log.records import Record
+from framework.log.records import PartitionBatch, Record
 
 #: Small segments, so that crashes also land around rolls.
 CONFIG = TopicConfig(partitions=1, segment_bytes=64 * 1024)
@@ -121,6 +125,85 @@ def hold(path: str) -> None:
     time.sleep(60)
 
 
+#: The topic of the transaction workers: small segments, so that kills land
+#: around rolls too.
+TXN_CONFIG = TopicConfig(partitions=3, segment_bytes=32 * 1024)
+
+
+def txn(path: str, run: int) -> None:
+    """Values are ``run:number:partition/partitions:``; an acknowledged append
+    prints ``run:number partition:base ...``."""
+    log = SegmentLog(path)
+    log.ensure_topic("x", TXN_CONFIG)
+    printing = threading.Lock()
+
+    def writer(thread: int) -> None:
+        rng = random.Random(run * 10 + thread)
+        number = thread * 1_000_000
+        while True:
+            name = f"{run}:{number}"
+            if rng.random() < 0.3:
+                partitions = [rng.randrange(3)]
+            else:
+                partitions = rng.sample(range(3), rng.choice((2, 3)))
+            batches = [
+                PartitionBatch(
+                    p,
+                    [
+                        Record(
+                            value=f"{name}:{p}/{len(partitions)}:".encode() + b"x" * pad
+                        )
+                        for pad in rng.choices((10, 200, 3000), k=rng.randint(1, 3))
+                    ],
+                )
+                for p in partitions
+            ]
+            if len(batches) == 1:
+                results = [log.append("x", partitions[0], batches[0].records)]
+            else:
+                results = log.append_atomic("x", batches)
+            with printing:
+                print(
+                    name,
+                    *(f"{r.partition}:{r.base_offset}" for r in results),
+                    flush=True,
+                )
+            number += 1
+
+    workers = [
+        threading.Thread(target=writer, args=(t,), daemon=True) for t in range(2)
+    ]
+    print("ready", flush=True)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def txn_stall(path: str) -> None:
+    from framework.log.backends.segments import log as segment_log
+
+    log = SegmentLog(path)
+    log.ensure_topic("x", TXN_CONFIG)
+    real = segment_log.commit_record
+
+    def stalled(topic: str, parts: list[tuple[int, int, int]]) -> bytes:
+        print("written", flush=True)
+        sys.stdin.readline()
+        return real(topic, parts)
+
+    segment_log.commit_record = stalled  # type: ignore[assignment]
+    log.append_atomic(
+        "x",
+        [
+            PartitionBatch(0, [Record(value=b"stalled:0")]),
+            PartitionBatch(2, [Record(value=b"stalled:2")]),
+        ],
+    )
+    print("committed", flush=True)
+    time.sleep(600)
+
+
 def synced(path: str, count: int) -> None:
     log = SegmentLog(path)
     log.ensure_topic("c", CONFIG)
@@ -154,6 +237,10 @@ if __name__ == "__main__":
         cas(directory, rest[0], int(rest[1]))
     elif mode == "hold":
         hold(directory)
+    elif mode == "txn":
+        txn(directory, int(rest[0]))
+    elif mode == "txn-stall":
+        txn_stall(directory)
     elif mode == "synced":
         synced(directory, int(rest[0]))
     else:

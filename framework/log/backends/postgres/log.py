@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -33,8 +34,15 @@ from framework.log.backends.postgres.statements import (
     take_offsets,
 )
 from framework.log.config import TopicConfig
-from framework.log.records import AppendResult, Headers, LogRecord, Record
-from framework.postgres.database import Database, fetchall_on
+from framework.log.records import (
+    AppendResult,
+    Headers,
+    LogRecord,
+    PartitionBatch,
+    Record,
+    check_atomic_batches,
+)
+from framework.postgres.database import Database, fetchall_on, fetchone_on
 from framework.postgres.prepared import (
     BYTEA_ARRAY,
     INT4,
@@ -337,6 +345,69 @@ class PostgresLog:
                         )
                     )
             return base
+
+    def append_atomic(
+        self, topic: str, batches: Sequence[PartitionBatch]
+    ) -> list[AppendResult]:
+        """One PostgreSQL transaction: each partition's head row stays locked to
+        the commit, so readers see every batch from the commit on, and none
+        before."""
+        check_atomic_batches(topic, batches)
+        topic_id = self._info(topic).topic_id
+        for batch in batches:
+            self.checked_topic_id(topic, batch.partition)
+        now = now_ms()
+        bases: dict[int, int] = {}
+        failed: PartitionBatch | None = None
+        with self.db.connection() as conn, conn.transaction() as tx:
+            # Heads locked in partition order: two transactions never wait for
+            # each other in a circle.
+            for batch in sorted(batches, key=lambda b: b.partition):
+                row = fetchone_on(
+                    conn,
+                    self._p_append,
+                    {
+                        "n": len(batch.records),
+                        "topic": topic_id,
+                        "partition": batch.partition,
+                        "expected": batch.expected_end_offset,
+                        "ts": [
+                            now if r.timestamp is None else r.timestamp
+                            for r in batch.records
+                        ],
+                        "keys": [r.key for r in batch.records],
+                        "values": [r.value for r in batch.records],
+                        "headers": [encode_headers(r.headers) for r in batch.records],
+                    },
+                )
+                if row is None or row[0] is None:
+                    failed = batch
+                    raise psycopg.Rollback(tx)
+                bases[batch.partition] = int(row[0])
+        if failed is not None:
+            raise EndOffsetMismatchError(
+                topic,
+                failed.partition,
+                failed.expected_end_offset or 0,
+                self.end_offset(topic, failed.partition),
+            )
+        results = []
+        for batch in batches:
+            base = bases[batch.partition]
+            last = base + len(batch.records) - 1
+            if self.db.notifier is not None:
+                self.db.notifier.publish(topic, batch.partition, last)
+            stamp = batch.records[-1].timestamp
+            results.append(
+                AppendResult(
+                    topic=topic,
+                    partition=batch.partition,
+                    base_offset=base,
+                    last_offset=last,
+                    timestamp=now if stamp is None else stamp,
+                )
+            )
+        return results
 
     # -- reading ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from framework.errors import EndOffsetMismatchError
 from framework.files import sync_dir
 from framework.log.backends.segments.batch import (
     COMPRESSION_NONE,
+    TRANSACTIONAL,
     EncodedBatch,
     encode_batch,
     encode_record,
@@ -76,12 +77,21 @@ def write(part: Partition, pending: Pending) -> None:
                 part.follow(writer=True)
                 if part.stale_indexes:
                     part.write_stale_indexes()
+                if part.tail_txn is not None and not part.tail_txn.committed:
+                    part.resolve_tail(writer=True)
                 _write(part, pending)
         finally:
             part.file_lock.release()
     if part.interval:
         part.commit.written()
         part.flusher.watch(part)
+
+
+def write_held(part: Partition, pending: Pending) -> None:
+    """``write`` for a caller that holds the partition's write and file locks
+    already, its view caught up (an atomic append)."""
+    with part.state:
+        _write(part, pending)
 
 
 def _write(part: Partition, pending: Pending) -> None:
@@ -106,6 +116,9 @@ def _write(part: Partition, pending: Pending) -> None:
     )
     _write_run(part, segment, position, encoded.framed(base))
     pending.base = base
+    if part.tail_txn is not None or encoded.body[1] & TRANSACTIONAL:
+        header = encoded.header(base)
+        part.noted(header.attributes, header.producer_id, base, header.last_offset)
     if indexed:
         _write_index_entry(part, segment, len(segment.offsets) - 1)
 

@@ -51,6 +51,9 @@ COMPRESSION_ZSTD = 1
 COMPRESSION_LZ4 = 2
 #: Rewritten by compaction: offsets may have gaps before and inside the batch.
 COMPACTED = 0x04
+#: Part of an atomic multi-partition append; ``producer_id`` is its transaction
+#: id (``transactions``), and readers see it only once that transaction commits.
+TRANSACTIONAL = 0x08
 
 #: Bounds the codec's caches so that unusual data cannot grow them without limit.
 _CACHE_LIMIT = 4096
@@ -151,6 +154,22 @@ class EncodedBatch(NamedTuple):
         """The bytes to write for this batch at ``base_offset``, in two parts."""
         length = self.size - LENGTH_SIZE
         return [PREFIX.pack(length, MAGIC, base_offset, self.crc), self.body]
+
+
+#: Where ``attributes`` and ``producer_id`` sit in a batch body.
+_ATTRIBUTES = struct.Struct(">H")
+_PRODUCER_AT = 2 + 4 + 4 + 8 + 8
+_PRODUCER = struct.Struct(">q")
+
+
+def transactional(encoded: EncodedBatch, txn_id: int) -> EncodedBatch:
+    """``encoded`` marked as part of transaction ``txn_id`` (its checksum again)."""
+    (attributes,) = _ATTRIBUTES.unpack_from(encoded.body, 0)
+    body = bytearray(encoded.body)
+    _ATTRIBUTES.pack_into(body, 0, attributes | TRANSACTIONAL)
+    _PRODUCER.pack_into(body, _PRODUCER_AT, txn_id)
+    raw = bytes(body)
+    return encoded._replace(body=raw, crc=zlib.crc32(raw))
 
 
 #: (offset delta, timestamp, key, value, headers) of one record to encode.

@@ -12,23 +12,43 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from framework.errors import (
+    ConfigurationError,
+    EndOffsetMismatchError,
     TopicConfigConflictError,
     UnknownPartitionError,
     UnknownTopicError,
 )
 from framework.files import make_dirs
 from framework.log.backends.segments import cleaner, reader, recovery
-from framework.log.backends.segments.appender import encode_for_append, write
+from framework.log.backends.segments.appender import (
+    encode_for_append,
+    write,
+    write_held,
+)
+from framework.log.backends.segments.batch import EncodedBatch, transactional
 from framework.log.backends.segments.errors import LogClosedError, storage_error
 from framework.log.backends.segments.flusher import Flusher
+from framework.log.backends.segments.groupcommit import Pending
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.topics import TopicCatalog
+from framework.log.backends.segments.transactions import (
+    COORDINATOR,
+    TailTxn,
+    commit_record,
+    commits,
+)
 from framework.log.config import TopicConfig
-from framework.log.records import AppendResult, LogRecord, Record
+from framework.log.records import (
+    AppendResult,
+    LogRecord,
+    PartitionBatch,
+    Record,
+    check_atomic_batches,
+)
 
 
 def _now_ms() -> int:
@@ -107,8 +127,9 @@ class SegmentLog:
         return config
 
     def topics(self) -> list[str]:
+        """The topics, without the log's internal ones (``__`` names)."""
         self._check_open()
-        return self._catalog.names()
+        return [n for n in self._catalog.names() if not n.startswith("__")]
 
     def _partition(self, topic: str, partition: int) -> Partition:
         parts = self._partitions.get(topic)
@@ -131,6 +152,8 @@ class SegmentLog:
                         )
                         for number in range(config.partitions)
                     ]
+                    for part in parts:
+                        part.commit_of = self._commit_of
                     self._partitions[topic] = parts
         if not 0 <= partition < len(parts):
             raise UnknownPartitionError(topic, partition, len(parts))
@@ -175,6 +198,145 @@ class SegmentLog:
             timestamp=encoded.last_timestamp,
         )
 
+    def append_atomic(
+        self, topic: str, batches: Sequence[PartitionBatch]
+    ) -> list[AppendResult]:
+        """Append to several partitions as one transaction (``transactions`` has
+        the protocol): the batches are written and fsynced, then a commit record
+        is appended to the coordinator and fsynced, and that is the instant all
+        of them become visible. A crash before it leaves them aborted: they read
+        as void records. Returns once everything is fsynced.
+
+        Raises ``EndOffsetMismatchError`` (nothing written) if an expected end
+        offset is off, and ``ConfigurationError`` for a compacted topic.
+        """
+        check_atomic_batches(topic, batches)
+        config = self.topic_config(topic)
+        if config.cleanup_policy == "compact":
+            raise ConfigurationError(
+                f"topic {topic!r} is compacted, and compaction would keep the "
+                "records of aborted transactions: append to it one partition at "
+                "a time"
+            )
+        parts = {b.partition: self._partition(topic, b.partition) for b in batches}
+        coordinator = self._coordinator()
+        now = _now_ms()
+        encoded = {
+            b.partition: encode_for_append(b.records, now, parts[b.partition])
+            for b in batches
+        }
+        with ExitStack() as held:
+            # Partitions in order, the coordinator last: two transactions never
+            # wait for each other in a circle, and single appends take one lock.
+            for number in sorted(parts):
+                held.enter_context(parts[number].writing())
+            held.enter_context(coordinator.writing())
+            for part in parts.values():
+                with part.state:
+                    part.ensure_loaded()
+                    part.follow(writer=True)
+                    if part.stale_indexes:
+                        part.write_stale_indexes()
+                    part.resolve_tail(writer=True)
+            for b in batches:
+                actual = parts[b.partition].end_offset
+                if (
+                    b.expected_end_offset is not None
+                    and b.expected_end_offset != actual
+                ):
+                    raise EndOffsetMismatchError(
+                        topic, b.partition, b.expected_end_offset, actual
+                    )
+            with coordinator.state:
+                coordinator.ensure_loaded()
+                coordinator.follow(writer=True)
+                txn_id = coordinator.end_offset
+            return self._write_transaction(
+                topic,
+                batches=batches,
+                parts=parts,
+                encoded=encoded,
+                coordinator=coordinator,
+                txn_id=txn_id,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_transaction(
+        self,
+        topic: str,
+        *,
+        batches: Sequence[PartitionBatch],
+        parts: dict[int, Partition],
+        encoded: dict[int, EncodedBatch],
+        coordinator: Partition,
+        txn_id: int,
+    ) -> list[AppendResult]:
+        """The writes of ``append_atomic``, every lock held."""
+        written: list[Partition] = []
+        results = []
+        committed = False
+        try:
+            for b in batches:
+                part = parts[b.partition]
+                part.commit.check()
+                pending = Pending(transactional(encoded[b.partition], txn_id), None)
+                write_held(part, pending)
+                written.append(part)
+                results.append(
+                    AppendResult(
+                        topic=topic,
+                        partition=b.partition,
+                        base_offset=pending.base,
+                        last_offset=pending.base
+                        + encoded[b.partition].last_offset_delta,
+                        timestamp=encoded[b.partition].last_timestamp,
+                    )
+                )
+            # Durable before the commit record is: a commit never names a batch a
+            # power cut could take away.
+            for part in written:
+                part.commit.written()
+                part.commit.sync_now()
+            record = commit_record(
+                topic, [(r.partition, r.base_offset, r.last_offset) for r in results]
+            )
+            pending = Pending(
+                encode_for_append([Record(record)], _now_ms(), coordinator), None
+            )
+            write_held(coordinator, pending)
+            committed = True
+            coordinator.commit.written()
+            coordinator.commit.sync_now()
+        finally:
+            for part in written:
+                with part.state:
+                    tail = part.tail_txn
+                    if tail is not None and tail.txn_id == txn_id:
+                        if committed:
+                            tail.committed = True
+                        else:
+                            part.resolve_tail(writer=True)
+        return results
+
+    def _coordinator(self) -> Partition:
+        """The one partition of the commit records' topic, created when first
+        needed."""
+        if COORDINATOR not in self._partitions:
+            self._catalog.create(COORDINATOR, TopicConfig(partitions=1))
+        return self._partition(COORDINATOR, 0)
+
+    def _commit_of(self, part: Partition, tail: TailTxn) -> bool | None:
+        """What the coordinator says of ``part``'s transactional last batch:
+        ``True`` committed, ``False`` another transaction's record is where its
+        commit would be (so it never committed), ``None`` no record there yet."""
+        coordinator = self._coordinator()
+        with coordinator.state:
+            coordinator.ready()
+            if tail.txn_id >= coordinator.end_offset:
+                return None
+        (record,) = reader.read_at(coordinator, [tail.txn_id])
+        return commits(record.value, part.topic, part.number, tail.base)
+
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[LogRecord]:
@@ -216,7 +378,12 @@ class SegmentLog:
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
         """The earliest offset whose record timestamp is at or after ``timestamp``
         (out-of-order timestamps included), or ``None``; uses the time index."""
-        return reader.offset_for_time(self._partition(topic, partition), timestamp)
+        part = self._partition(topic, partition)
+        found = reader.offset_for_time(part, timestamp)
+        stable = part.stable_end
+        return (
+            None if found is None or (stable is not None and found >= stable) else found
+        )
 
     def close(self) -> None:
         """Flush interval-mode topics, release files and locks. Idempotent."""
@@ -258,6 +425,15 @@ class SegmentLog:
         the ones meant for it.
         """
         config = self.topic_config(topic)
+        for p in range(config.partitions):
+            part = self._partition(topic, p)
+            with part.state:
+                part.ready()
+                if part.aborted:
+                    raise ConfigurationError(
+                        f"{topic}/{p} holds aborted transactions, whose records "
+                        "compaction would keep: it cannot be compacted"
+                    )
         with _storage_errors(self.root, "compacting in"):
             return sum(
                 cleaner.compact(self._partition(topic, p))

@@ -12,6 +12,7 @@ background flusher, and bounds what opening may take for a torn write.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import logging
 import os
@@ -25,6 +26,7 @@ from framework.files import make_dirs, sync_dir
 from framework.log.backends.segments import preallocation, recoverypoint, tail
 from framework.log.backends.segments.batch import (
     HEADER_SIZE,
+    TRANSACTIONAL,
     BatchHeader,
     EncodedBatch,
 )
@@ -42,6 +44,11 @@ from framework.log.backends.segments.lock import FileLock
 from framework.log.backends.segments.preallocation import ZERO_HEADER
 from framework.log.backends.segments.segment import Segment, file_name, segment_bases
 from framework.log.backends.segments.topics import partition_dir
+from framework.log.backends.segments.transactions import (
+    TailTxn,
+    load_aborted,
+    note_aborted,
+)
 from framework.log.backends.segments.walk import walk
 from framework.log.config import TopicConfig
 
@@ -99,6 +106,14 @@ class Partition:
         self._closed = False
         #: The recovery point, and how far this process synced past it.
         self.recovery = recoverypoint.Tracker(self.directory)
+        #: The last batch, while it is transactional (``transactions``).
+        self.tail_txn: TailTxn | None = None
+        #: (base, last) offsets of aborted transactional batches, sorted: they read
+        #: as void records.
+        self.aborted: list[tuple[int, int]] = []
+        #: What the coordinator says of a transactional batch: ``True`` committed,
+        #: ``False`` aborted, ``None`` no record yet. Set by the log.
+        self.commit_of: Callable[[Partition, TailTxn], bool | None] | None = None
 
     # -- locking ----------------------------------------------------------------------
 
@@ -133,6 +148,85 @@ class Partition:
         """Bring the view up to date with the files. Call with ``state`` held."""
         self.ensure_loaded()
         self.follow(writer=False)
+        tail = self.tail_txn
+        if tail is not None and not tail.committed:
+            self.resolve_tail(writer=False)
+
+    # -- transactions ---------------------------------------------------------------
+
+    @property
+    def stable_end(self) -> int | None:
+        """The first offset readers may not see yet (the last stable offset): the
+        base of an undecided transactional last batch; ``None`` if there is none."""
+        tail = self.tail_txn
+        return tail.base if tail is not None and not tail.committed else None
+
+    def noted(self, attributes: int, txn_id: int, base: int, last: int) -> None:
+        """The view took in the batch at ``base..last``: keep track of the last
+        batch while it is transactional."""
+        tail = self.tail_txn
+        if tail is not None and not tail.committed and not self._aborted(tail.base):
+            # A batch follows it: whoever appended that decided it first, and
+            # noted it in the file if it aborted (``transactions``).
+            self.aborted = sorted(set(self.aborted) | set(load_aborted(self.directory)))
+        self.tail_txn = (
+            TailTxn(txn_id, base, last) if attributes & TRANSACTIONAL else None
+        )
+
+    def _aborted(self, base: int) -> bool:
+        return any(b == base for b, _ in self.aborted)
+
+    def resolve_tail(self, *, writer: bool) -> None:
+        """Decide the undecided transactional last batch. Call with ``state``
+        held; a ``writer`` holds the partition's locks as well. A reader takes
+        them only if they are free (then its writer is gone); otherwise the batch
+        stays undecided and readers stop before it."""
+        tail = self.tail_txn
+        if tail is None or tail.committed or self.commit_of is None:
+            return
+        decided = self.commit_of(self, tail)
+        if decided:
+            tail.committed = True
+            return
+        if writer:
+            self._abort_tail(tail)
+            return
+        if decided is False:
+            # The coordinator moved on without it: aborted. The next writer notes
+            # it in the file.
+            self.aborted = sorted({*self.aborted, (tail.base, tail.last)})
+            self.tail_txn = None
+            return
+        if not self.write_lock.acquire(blocking=False):
+            return
+        try:
+            if not self.file_lock.try_acquire():
+                return
+            try:
+                self.follow(writer=True)
+                if self.tail_txn is tail:
+                    self.resolve_tail(writer=True)
+            finally:
+                self.file_lock.release()
+        finally:
+            self.write_lock.release()
+
+    def _abort_tail(self, tail: TailTxn) -> None:
+        """Note the last batch aborted: in the file first, under the lock."""
+        if self.commit_of is not None and self.commit_of(self, tail):
+            tail.committed = True
+            return
+        try:
+            note_aborted(self.directory, tail.base, tail.last, tail.txn_id)
+        except OSError as exc:
+            raise storage_error(
+                exc,
+                self.directory,
+                "noting an aborted transaction",
+                "Nothing was written after it. ",
+            ) from exc
+        self.aborted = sorted({*self.aborted, (tail.base, tail.last)})
+        self.tail_txn = None
 
     def ensure_loaded(self) -> None:
         if self._closed:
@@ -158,6 +252,8 @@ class Partition:
         # Read before the segments: it then names nothing they lack (a process
         # writes it only for bytes it had written, and synced, before).
         point = self.recovery.read()
+        self.aborted = load_aborted(self.directory)
+        self.tail_txn = None
         bases = segment_bases(self.directory) if self.directory.is_dir() else []
         segments: list[Segment] = []
         try:
@@ -251,6 +347,12 @@ class Partition:
         def note(position: int, header: BatchHeader) -> None:
             if segment.note_batch(position, header):
                 segment.index_stale = True  # the file lacks this entry
+            self.noted(
+                header.attributes,
+                header.producer_id,
+                header.base_offset,
+                header.last_offset,
+            )
 
         problem = walk(segment.fd, position, file_size, offset, note)
         if problem is not None:
@@ -339,7 +441,7 @@ class Partition:
                     segment.size,
                     file_size,
                     segment.next_offset,
-                    segment.note_batch,
+                    functools.partial(self._note, segment),
                 )
                 if problem is not None:
                     # A reader does not scan for corruption here: in preallocated
@@ -369,6 +471,17 @@ class Partition:
             if segment.size and self._adopt_next(segment):
                 continue
             return
+
+    def _note(self, segment: Segment, position: int, header: BatchHeader) -> None:
+        """A batch another process appended: into the view."""
+        segment.note_batch(position, header)
+        if self.tail_txn is not None or header.attributes & TRANSACTIONAL:
+            self.noted(
+                header.attributes,
+                header.producer_id,
+                header.base_offset,
+                header.last_offset,
+            )
 
     def _note_tail(self, torn: bool, *, writer: bool) -> None:
         """Remember bytes after the data that the next writer must judge; a writer's

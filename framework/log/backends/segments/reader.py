@@ -25,7 +25,7 @@ from framework.log.backends.segments.errors import OffsetCompactedError
 from framework.log.backends.segments.partition import Partition
 from framework.log.backends.segments.segment import Segment
 from framework.log.backends.segments.walk import pread_exactly
-from framework.log.records import LogRecord
+from framework.log.records import LogRecord, void_record
 
 #: First and largest read while streaming a segment; reads double in between, so a
 #: read of a few records costs one small ``pread`` and a replay a few large ones.
@@ -97,8 +97,14 @@ def read(part: Partition, offset: int, max_records: int) -> list[LogRecord]:
         with part.state:
             part.ready()
             _check_range(part, offset, inclusive_end=True)
+            stable = part.stable_end
+            aborted = part.aborted
             if offset == part.end_offset or max_records <= 0:
                 return []
+            if stable is not None:
+                if offset >= stable:
+                    return []  # an undecided transaction comes first
+                max_records = min(max_records, stable - offset)
             segments = part.segments[part.segment_for(offset) :]
             sizes = [s.size for s in segments]
             entry, start, _ = segments[0].span_for(offset, sizes[0])
@@ -128,8 +134,29 @@ def read(part: Partition, offset: int, max_records: int) -> list[LogRecord]:
             continue
         finally:
             part.unpin(segments)
-        return out
+        if stable is not None and out and out[-1].offset >= stable:
+            # Compaction gaps made the count reach past it.
+            out = [r for r in out if r.offset < stable]
+        return _voided(out, aborted) if aborted else out
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _voided(
+    records: list[LogRecord], aborted: list[tuple[int, int]]
+) -> list[LogRecord]:
+    """``records`` with those of aborted transactions as void records."""
+    if not records or aborted[-1][1] < records[0].offset:
+        return records
+    first, last = records[0].offset, records[-1].offset
+    ranges = [(b, e) for b, e in aborted if e >= first and b <= last]
+    if not ranges:
+        return records
+    return [
+        void_record(r.topic, r.partition, r.offset, r.timestamp)
+        if any(b <= r.offset <= e for b, e in ranges)
+        else r
+        for r in records
+    ]
 
 
 def _read_segment(
@@ -204,14 +231,29 @@ def read_at(part: Partition, offsets: Sequence[int]) -> list[LogRecord]:
         plan = []
         with part.state:
             part.ready()
+            stable = part.stable_end
+            aborted = part.aborted
             for offset in offsets:
                 _check_range(part, offset, inclusive_end=False)
+                if stable is not None and offset >= stable:
+                    # Not visible until its transaction is decided.
+                    raise OffsetOutOfRangeError(
+                        part.topic, part.number, offset, part.start_offset, stable
+                    )
                 segment = part.segments[part.segment_for(offset)]
                 plan.append((offset, segment, *segment.span_for(offset, segment.size)))
             pinned = list({id(p[1]): p[1] for p in plan}.values())
             part.pin(pinned)
         try:
-            return _read_planned(part, plan)
+            found = _read_planned(part, plan)
+            if aborted:
+                return [
+                    r
+                    if not any(b <= r.offset <= e for b, e in aborted)
+                    else void_record(r.topic, r.partition, r.offset, r.timestamp)
+                    for r in found
+                ]
+            return found
         except _IndexMismatch as exc:
             if attempt:
                 raise exc.error from None
