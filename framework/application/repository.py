@@ -142,28 +142,18 @@ class Repository:
         todo = [batch for batch in batches if batch[1]]
         results: list[Appended] = []
         try:
-            if self.store.atomic_multi_stream:
-                results = self.store.append_streams(
-                    [
-                        StreamAppend(
-                            stream_id=aggregate.id,
-                            events=encoded,
-                            expected_version=_expected_version(aggregate, pending),
-                        )
-                        for aggregate, pending, encoded in todo
-                    ]
-                )
-            else:
-                # One stream at a time, so that a failure tells exactly which
-                # aggregates were written before it.
-                for aggregate, pending, encoded in todo:
-                    results.append(
-                        self.store.append(
-                            aggregate.id,
-                            encoded,
-                            _expected_version(aggregate, pending),
-                        )
+            # One call, all or nothing: every store writes the streams of a save
+            # together (``EventStore.append_streams``).
+            results = self.store.append_streams(
+                [
+                    StreamAppend(
+                        stream_id=aggregate.id,
+                        events=encoded,
+                        expected_version=_expected_version(aggregate, pending),
                     )
+                    for aggregate, pending, encoded in todo
+                ]
+            )
         except BaseException:
             _restore(todo[len(results) :])
             written.extend(a.id for a, _, _ in todo[: len(results)])

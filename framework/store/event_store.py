@@ -13,6 +13,7 @@ from framework.errors import ConcurrencyError, EndOffsetMismatchError
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for, utf8_key
 from framework.log.ports import Log
+from framework.log.records import PartitionBatch, Record
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
 from framework.store.limits import check_append, check_appends, check_versions
@@ -106,8 +107,8 @@ class LogEventStore:
         self.config = events_topic(log, topic, config, default_partitions=1)
         self.partitions = self.config.partitions
         self._partition_cache: dict[str, int] = {}
-        #: Each stream is appended on its own: a log has no multi-partition batch.
-        self.atomic_multi_stream = False
+        #: ``append_streams`` is one batch, or one atomic multi-partition append.
+        self.atomic_multi_stream = True
         self._indexes = [
             PartitionIndex(
                 topic,
@@ -264,11 +265,171 @@ class LogEventStore:
         return self._retried_or_conflict(index, stream_id, events, expected, actual)
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[Appended]:
-        """Append stream by stream, in order; the first error stops the rest (the
-        streams before it stay written). Every stream's input is checked before the
-        first is written."""
+        """Append to several streams atomically: every stream's events become
+        visible together, or none do, also through a crash. The streams of one
+        partition go in one batch, and several partitions in one
+        ``Log.append_atomic``; every expected version is checked first, under the
+        partitions' turns, so a ``ConcurrencyError`` writes nothing.
+
+        A stream whose events are already stored at those versions (a retry) is
+        reported ``already_stored``, and the others are written.
+        """
         check_appends([(a.stream_id, a.events, a.expected_version) for a in appends])
-        return [self.append(a.stream_id, a.events, a.expected_version) for a in appends]
+        if len(appends) == 1:
+            a = appends[0]
+            return [self.append(a.stream_id, a.events, a.expected_version)]
+        keys = [utf8_key(a.stream_id) for a in appends]
+        partitions = [
+            self._partition(a.stream_id, k) for a, k in zip(appends, keys, strict=True)
+        ]
+        involved = sorted(set(partitions))
+        turns = [self._append_turns[p] for p in involved]
+        fresh = False
+        while True:
+            # In partition order, as every multi-stream append takes them: two
+            # never wait for each other in a circle.
+            for turn in turns:
+                turn.acquire()
+            try:
+                plan = self._plan(appends, partitions, fresh=fresh)
+                if plan is None:
+                    fresh = True
+                    continue
+                results, records, ends = plan
+                if not records:
+                    return [r for r in results if r is not None]
+                try:
+                    written = self._write_plan(records, ends)
+                except EndOffsetMismatchError:
+                    # Another process got in first: catch up and decide again.
+                    for p in involved:
+                        index = self._indexes[p]
+                        with index.lock:
+                            index.catch_up(self.log)
+                    fresh = True
+                    continue
+                return self._learn_plan(appends, results, written, records)
+            finally:
+                for turn in reversed(turns):
+                    turn.release()
+
+    def _plan(
+        self,
+        appends: Sequence[StreamAppend],
+        partitions: list[int],
+        *,
+        fresh: bool,
+    ) -> (
+        tuple[
+            list[Appended | None],
+            dict[int, list[tuple[int, int, list[Record]]]],
+            dict[int, int],
+        ]
+        | None
+    ):
+        """The records to write per partition, each stream's (append index, first
+        version, records), with the partitions' expected ends; the appends
+        already stored are answered in the first list. ``None`` if an index was
+        stale and has been caught up: plan again."""
+        results: list[Appended | None] = [None] * len(appends)
+        records: dict[int, list[tuple[int, int, list[Record]]]] = {}
+        ends: dict[int, int] = {}
+        #: Versions after the streams planned so far (a stream may come twice).
+        planned: dict[str, int] = {}
+        for i, (a, partition) in enumerate(zip(appends, partitions, strict=True)):
+            index = self._indexes[partition]
+            with index.lock:
+                if partition not in ends:
+                    ends[partition] = index.next_offset
+                actual = planned.get(a.stream_id)
+                if actual is None:
+                    actual = index.version(a.stream_id)
+                expected, events = a.expected_version, a.events
+                if (expected is not None and actual != expected) or (
+                    expected is None and actual >= len(events)
+                ):
+                    if not fresh and a.stream_id not in planned:
+                        for p in set(partitions):
+                            other = self._indexes[p]
+                            if other is not index:
+                                with other.lock:
+                                    other.catch_up(self.log)
+                        index.catch_up(self.log)
+                        return None
+                    found = self._earlier_or_conflict(
+                        index, a.stream_id, events, expected, actual
+                    )
+                    if found is not None:
+                        results[i] = found
+                        continue
+            key = utf8_key(a.stream_id)
+            stream_records = (
+                [to_record(key, actual + 1, events[0])]
+                if len(events) == 1
+                else to_records(key, actual + 1, events)
+            )
+            records.setdefault(partition, []).append((i, actual + 1, stream_records))
+            planned[a.stream_id] = actual + len(events)
+        return results, records, ends
+
+    def _write_plan(
+        self,
+        records: dict[int, list[tuple[int, int, list[Record]]]],
+        ends: dict[int, int],
+    ) -> dict[int, int]:
+        """Write the planned records, conditional on the ends: one batch for one
+        partition, one atomic append for several. Returns each partition's base
+        offset."""
+        batches = {
+            p: [r for _, _, stream in planned for r in stream]
+            for p, planned in records.items()
+        }
+        if len(batches) == 1:
+            ((partition, batch),) = batches.items()
+            result = self.log.append(
+                self.topic, partition, batch, expected_end_offset=ends[partition]
+            )
+            return {partition: result.base_offset}
+        written = self.log.append_atomic(
+            self.topic,
+            [PartitionBatch(p, batch, ends[p]) for p, batch in batches.items()],
+        )
+        return {r.partition: r.base_offset for r in written}
+
+    def _learn_plan(
+        self,
+        appends: Sequence[StreamAppend],
+        results: list[Appended | None],
+        written: dict[int, int],
+        records: dict[int, list[tuple[int, int, list[Record]]]],
+    ) -> list[Appended]:
+        """The indexes learn what was written (unless a load caught up with it
+        first); every append gets its ``Appended``."""
+        for partition, planned in records.items():
+            index = self._indexes[partition]
+            offset = written[partition]
+            for i, first_version, stream in planned:
+                last = offset + len(stream) - 1
+                with index.lock:
+                    if index.next_offset == offset:
+                        index.add_appended(
+                            appends[i].stream_id, first_version, offset, last
+                        )
+                results[i] = Appended(
+                    stream_id=appends[i].stream_id,
+                    partition=partition,
+                    first_offset=offset,
+                    last_offset=last,
+                    first_version=first_version,
+                    last_version=first_version + len(stream) - 1,
+                )
+                offset = last + 1
+        for partition in records:
+            index = self._indexes[partition]
+            if index.snapshot_due():
+                with index.lock:
+                    index.save_if_due()
+        return [r for r in results if r is not None]
 
     def _retried_or_conflict(
         self,
@@ -354,9 +515,15 @@ class LogEventStore:
         self, partition: int, from_offset: int = 0, max_events: int = 1000
     ) -> list[StoredEvent]:
         """Events of one partition from ``from_offset``, in offset order."""
-        return to_stored_all(
-            self.log.read(self.topic, partition, from_offset, max_events)
-        )
+        records = self.log.read(self.topic, partition, from_offset, max_events)
+        events = to_stored_all(records)
+        while records and not events:
+            # Only void records (an aborted transaction's): read on past them.
+            records = self.log.read(
+                self.topic, partition, records[-1].offset + 1, max_events
+            )
+            events = to_stored_all(records)
+        return events
 
     def iter_partition(
         self, partition: int, from_offset: int = 0, chunk: int = _CHUNK

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from framework.errors import CorruptLogError, LogError
 from framework.log.ports import Log
+from framework.log.records import is_void
 from framework.store import index_snapshot
 from framework.store.index_snapshot import Streams
 from framework.store.records import stream_version_of
@@ -136,6 +137,8 @@ class PartitionIndex:
             if not records:
                 return
             for record in records:
+                if record.key is None and is_void(record):
+                    continue  # an offset of a transaction that never committed
                 stream_id, version = stream_version_of(record)
                 self.add(stream_id, version, record.offset)
             self.next_offset = records[-1].offset + 1

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from framework.errors import CorruptLogError
-from framework.log.records import Headers, LogRecord, Record
+from framework.log.records import Headers, LogRecord, Record, is_void
 from framework.store.events import NewEvent, StoredEvent
 
 #: The packed metadata header: stream version (u32), schema version (u16), event id
@@ -248,7 +248,8 @@ def to_stored(record: LogRecord) -> StoredEvent:
 
 
 def to_stored_all(records: Sequence[LogRecord]) -> list[StoredEvent]:
-    """``[to_stored(r) for r in records]``, in one call: the replay path.
+    """``[to_stored(r) for r in records]``, in one call: the replay path. Void
+    records (offsets of transactions that never committed) are left out.
 
     Raises ``CorruptLogError`` for the first record that holds no stored event.
     """
@@ -271,7 +272,8 @@ def to_stored_all(records: Sequence[LogRecord]) -> list[StoredEvent]:
     for record in records:
         _, partition, offset, timestamp, key, value, headers = record
         if key is None or not headers:
-            add(_to_stored_other(record))
+            if not is_void(record):  # else an offset of an aborted transaction
+                add(_to_stored_other(record))
             continue
         first, meta = headers[0]
         if first != META:

@@ -317,6 +317,145 @@ class EventStoreContract:
         assert store.end_position() == before
         assert store.stream_version("other") == 0
 
+    @staticmethod
+    def _streams_in(
+        store: EventStore, partition: int, count: int, tag: str
+    ) -> list[str]:
+        """``count`` stream ids that live in ``partition``."""
+        found: list[str] = []
+        n = 0
+        while len(found) < count:
+            stream_id = f"{tag}-{n}"
+            if store.partition_of(stream_id) == partition:
+                found.append(stream_id)
+            n += 1
+        return found
+
+    def test_several_streams_are_saved_together_or_not_at_all(
+        self, store: EventStore
+    ) -> None:
+        """Streams of one partition and of several, in one save: a conflict in any
+        of them writes none of them."""
+        last = store.partitions - 1
+        same_a, same_b = self._streams_in(store, 0, 2, "same")
+        (other,) = self._streams_in(store, last, 1, "other")
+        store.append(same_b, [new_event()], expected_version=0)
+        before = store.end_position()
+        with pytest.raises(ConcurrencyError) as info:
+            store.append_streams(
+                [
+                    StreamAppend(
+                        stream_id=same_a, events=[new_event()], expected_version=0
+                    ),
+                    StreamAppend(
+                        stream_id=other, events=[new_event()], expected_version=0
+                    ),
+                    StreamAppend(
+                        stream_id=same_b, events=[new_event()], expected_version=0
+                    ),
+                ]
+            )
+        assert info.value.stream_id == same_b
+        assert store.end_position() == before
+        assert (store.stream_version(same_a), store.stream_version(other)) == (0, 0)
+        written = store.append_streams(
+            [
+                StreamAppend(
+                    stream_id=same_a, events=[new_event()], expected_version=0
+                ),
+                StreamAppend(
+                    stream_id=other,
+                    events=[new_event(), new_event()],
+                    expected_version=0,
+                ),
+                StreamAppend(
+                    stream_id=same_b, events=[new_event()], expected_version=1
+                ),
+            ]
+        )
+        assert [(a.stream_id, a.first_version, a.last_version) for a in written] == [
+            (same_a, 1, 1),
+            (other, 1, 2),
+            (same_b, 2, 2),
+        ]
+        for appended in written:
+            events = store.read_stream(appended.stream_id)
+            assert events[-1].offset == appended.last_offset
+            assert events[-1].partition == appended.partition
+        assert store.end_position().covers(
+            {a.partition: a.last_offset for a in written}
+        )
+
+    def test_a_retried_multi_stream_save_returns_the_original_positions(
+        self, store: EventStore
+    ) -> None:
+        appends = [
+            StreamAppend(stream_id=f"s{n}", events=[new_event()], expected_version=0)
+            for n in range(6)
+        ]
+        first = store.append_streams(appends)
+        before = store.end_position()
+        again = store.append_streams(appends)
+        assert all(a.already_stored for a in again)
+        assert [(a.partition, a.first_offset) for a in again] == [
+            (a.partition, a.first_offset) for a in first
+        ]
+        assert store.end_position() == before
+
+    def test_a_reader_never_sees_part_of_a_multi_stream_save(
+        self, make_store: MakeStore
+    ) -> None:
+        """Pairs saved together in two partitions, read by another store (another
+        process): a pair seen in one partition is in the other one, read after."""
+        writer, reader = make_store(), make_store()
+        last = writer.partitions - 1
+        assert last > 0, "the contract's stores have several partitions"
+        debits = self._streams_in(writer, 0, 8, "debit")
+        credits = self._streams_in(writer, last, 8, "credit")
+        done = threading.Event()
+        count = 40
+
+        def save_pairs() -> None:
+            try:
+                for i in range(count):
+                    pair = str(i)
+                    writer.append_streams(
+                        [
+                            StreamAppend(
+                                stream_id=debits[i % 8],
+                                events=[new_event(pair=pair)],
+                                expected_version=None,
+                            ),
+                            StreamAppend(
+                                stream_id=credits[i % 8],
+                                events=[new_event(pair=pair)],
+                                expected_version=None,
+                            ),
+                        ]
+                    )
+            finally:
+                done.set()
+
+        def pairs(partition: int) -> set[str]:
+            return {
+                e.headers["pair"] for e in reader.read_partition(partition, 0, 100_000)
+            }
+
+        thread = threading.Thread(target=save_pairs)
+        thread.start()
+        missing: list[set[str]] = []
+        reads = 0
+        while not done.is_set() or reads < 2:
+            reads += 1
+            first, second = (0, last) if reads % 2 else (last, 0)
+            seen = pairs(first)
+            later = pairs(second)
+            if not seen <= later:
+                missing.append(seen - later)
+        thread.join()
+        assert not missing, missing[:3]
+        assert pairs(0) == pairs(last) == {str(i) for i in range(count)}
+
     def test_one_event_id_in_two_streams_of_one_save_is_refused_before_writing(
         self, store: EventStore
     ) -> None:
