@@ -33,7 +33,7 @@ from framework.log.backends.postgres.statements import (
     take_offsets,
 )
 from framework.log.config import TopicConfig
-from framework.log.records import AppendResult, Headers, LogRecord, Record
+from framework.log.records import AppendResult, LogRecord, Record
 from framework.postgres.database import Database, fetchall_on
 from framework.postgres.prepared import (
     BYTEA_ARRAY,
@@ -46,18 +46,6 @@ from framework.postgres.url import PostgresURL
 
 #: Above this many records a batch goes in with COPY rather than one INSERT.
 COPY_THRESHOLD = 1000
-
-# The event store's header layout (framework.store.records), rebuilt here from the
-# event columns of rows the native event store wrote. The log may not import the
-# store; tests/store/postgres check that the two agree.
-_VERSION, _EVENT_ID, _NAME, _SCHEMA_VERSION, _CORRELATION, _CAUSATION = (
-    "$v",
-    "$id",
-    "$type",
-    "$tv",
-    "$corr",
-    "$caus",
-)
 
 
 def now_ms() -> int:
@@ -146,10 +134,7 @@ class PostgresLog:
             .format(t("records"), APPEND_COLUMNS)
             .as_bytes(None)
         )
-        columns = sql.SQL(
-            "{}, stream_id, stream_version, event_id, event_name, event_version, "
-            "correlation_id, causation_id"
-        ).format(RECORD_COLUMNS)
+        columns = RECORD_COLUMNS
         self._p_read = Prepared(
             "fw_log_read",
             sql.SQL("SELECT {columns} FROM {records} {page}")
@@ -420,26 +405,5 @@ class PostgresLog:
 
 
 def _to_log_record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
-    (offset, ts, key, value, headers, stream_id, version, event_id) = row[:8]
-    if stream_id is None:
-        return LogRecord(
-            topic, partition, offset, ts, key, value, decode_headers(headers)
-        )
-    name, schema_version, correlation, causation = row[8:]
-    meta: Headers = (
-        (_VERSION, str(version).encode()),
-        (_EVENT_ID, event_id.bytes),
-        (_NAME, name.encode()),
-        (_SCHEMA_VERSION, str(schema_version).encode()),
-        (_CORRELATION, correlation.encode()),
-        (_CAUSATION, causation.encode()),
-    )
-    return LogRecord(
-        topic,
-        partition,
-        offset,
-        ts,
-        stream_id.encode(),
-        value,
-        meta + decode_headers(headers),
-    )
+    offset, ts, key, value, headers = row
+    return LogRecord(topic, partition, offset, ts, key, value, decode_headers(headers))
