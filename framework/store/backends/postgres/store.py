@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from itertools import islice
 
-from framework.errors import StoreError
+from framework.errors import CorruptLogError, StoreError
 from framework.log.backends.postgres import PostgresLog
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
@@ -414,10 +415,19 @@ class PostgresEventStore:
                     binary=True,
                     size=_STREAM_ROWS,
                 )
-                for row in rows:
-                    yield stored_event(topic, row)
-                    count += 1
-                    offset = row[1]
+                # Decoded a network chunk at a time: one call per chunk rather
+                # than per event.
+                while batch := list(islice(rows, _STREAM_ROWS)):
+                    try:
+                        events = stored_events(topic, batch)
+                    except CorruptLogError:
+                        # The events before the bad row first, then its error.
+                        for row in batch:
+                            yield stored_event(topic, row)
+                        raise
+                    yield from events
+                    count += len(batch)
+                    offset = batch[-1][1]
             if count < chunk:
                 return
             offset += 1
