@@ -126,3 +126,19 @@ def test_damaged_headers_fail_a_load_naming_the_stream(
         store.read_stream_data("s")
     with pytest.raises(CorruptLogError, match="offset 1 "):
         store.read_stream("s")
+
+
+def test_damaged_user_headers_fail_a_read_naming_the_record(
+    store: PostgresEventStore, schema: str
+) -> None:
+    store.append("s", [new_event(region="eu")], expected_version=0)
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        # A user header whose value is cut short.
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET headers = substr(headers, 1, length(headers) - 1)"
+            ).format(sql.Identifier(schema, "records"))
+        )
+    partition = store.partition_of("s")
+    with pytest.raises(CorruptLogError, match=f"events/{partition} offset 0 "):
+        store.read_stream("s")

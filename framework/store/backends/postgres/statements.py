@@ -218,7 +218,8 @@ def _base_version(records: sql.Composable, kind: str) -> sql.Composable:
 def _with_version(headers: sql.Composable, version: sql.Composable) -> sql.Composable:
     """``headers`` with ``version`` written into its ``$e`` header as a
     little-endian u32: an append without an expected version learns its versions
-    on the server, so its client packs 0 there (``params.append_params``)."""
+    on the server, so its client packs placeholders there
+    (``params.append_params``)."""
     le = sql.SQL(" || ").join(
         sql.SQL("substr(int4send(({})::integer), {}, 1)").format(
             version, sql.Literal(i)
