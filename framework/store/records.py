@@ -369,10 +369,3 @@ def meta_struct(
     ``unpack_from``)."""
     lengths = (name_length, correlation_length, causation_length)
     return _meta_packers.get(lengths) or _meta_packer(lengths)
-
-
-def meta_head() -> struct.Struct:
-    """The struct of the fixed fields that open a ``$e`` value (stream version,
-    schema version, event id); its three texts follow, each a u16 length and
-    UTF-8 bytes."""
-    return _FIXED

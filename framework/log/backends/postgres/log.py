@@ -134,11 +134,10 @@ class PostgresLog:
             .format(t("records"), APPEND_COLUMNS)
             .as_bytes(None)
         )
-        columns = RECORD_COLUMNS
         self._p_read = Prepared(
             "fw_log_read",
             sql.SQL("SELECT {columns} FROM {records} {page}")
-            .format(columns=columns, records=t("records"), page=PAGE)
+            .format(columns=RECORD_COLUMNS, records=t("records"), page=PAGE)
             .as_bytes(None),
             {"topic": INT4, "partition": INT4, "offset": INT8, "limit": INT8},
         )
@@ -149,7 +148,7 @@ class PostgresLog:
                 "WHERE topic_id = %(topic)s AND partition = %(partition)s "
                 'AND "offset" = ANY(%(offsets)s::bigint[])'
             )
-            .format(columns=columns, records=t("records"))
+            .format(columns=RECORD_COLUMNS, records=t("records"))
             .as_bytes(None),
             {"topic": INT4, "partition": INT4, "offsets": INT8_ARRAY},
         )

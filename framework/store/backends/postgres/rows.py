@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from framework.errors import CorruptLogError
 from framework.log.backends.postgres.headers import decode_user_headers
 from framework.store.events import Appended, NewEvent, StoredEvent
-from framework.store.records import META, meta_head
+from framework.store.records import META, meta_struct
 
 #: The columns of a full read: a log record's, in ``LogRecord``'s order after the
 #: topic, so that a row plus the topic is one.
@@ -53,16 +53,13 @@ def _not_an_event(topic: str, partition: int, offset: int, why: str) -> CorruptL
 
 
 #: Per first eight bytes of an event row's headers (the ``$e`` prefix and its
-#: value's length): where the value ends. Kept per length, as few as there are
-#: lengths of names and ids.
-_ends: dict[bytes, int] = {}
-#: Per packed texts of a ``$e`` value (name, correlation and causation ids, each a
-#: u16 length and UTF-8): the three as ``str``. One command's events share them.
-_texts: dict[bytes, tuple[str, str, str]] = {}
-_KEPT = 1024
-_head = meta_head()
-_TEXTS_AT = META_VALUE_AT + _head.size
-_unpack_length = struct.Struct("<H").unpack_from
+#: value's length): the unpacker of the whole ``$e`` value (``records.meta_struct``)
+#: with the text lengths it was made for, and where the value ends. Ids and names
+#: come in few lengths, so one ``unpack_from`` reads a row's metadata in place.
+_Parser = tuple[Callable[[bytes, int], tuple[Any, ...]], int, int, int, int]
+_parsers: dict[bytes, _Parser] = {}
+_PARSERS_KEPT = 1024
+_unpack_u16 = struct.Struct("<H").unpack_from
 _new_object = object.__new__
 # UUID's two slots, set through their descriptors (as ``records.uuid_from_bytes``
 # does): an event id costs a quarter of ``uuid.UUID(bytes=...)``.
@@ -71,51 +68,38 @@ _set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 _UNKNOWN = uuid.SafeUUID.unknown
 
 
-def _end(headers: bytes) -> int:
-    """Where the ``$e`` value of ``headers`` ends; ``ValueError`` unless they
-    start with a whole ``$e`` header."""
+def _parser(headers: bytes) -> _Parser:
+    """The parser for rows whose headers start as ``headers`` does, read field by
+    field; ``ValueError`` if they do not start with a whole ``$e`` header."""
     if headers[:4] != META_PREFIX:
         raise ValueError("no $e header first")
     end = META_VALUE_AT + int.from_bytes(headers[4:META_VALUE_AT], "big")
-    if end > len(headers) or end < _TEXTS_AT:
-        raise ValueError(f"the $e value ends at byte {end} of {len(headers)}")
-    if len(_ends) >= _KEPT:
-        _ends.clear()
-    _ends[headers[:META_VALUE_AT]] = end
-    return end
-
-
-def _decoded(texts: bytes) -> tuple[str, str, str]:
-    """The name, correlation and causation ids packed in ``texts``; ``ValueError``
-    unless the three fill it exactly."""
-    at = 0
-    out = []
+    at = _NAME_LENGTH_AT
+    lengths = []
     for _ in range(3):
-        (length,) = _unpack_length(texts, at)
-        at += 2
-        out.append(texts[at : at + length].decode())
-        at += length
-    if at != len(texts):
-        raise ValueError(f"the $e texts end at byte {at} of {len(texts)}")
-    if len(_texts) >= _KEPT:
-        _texts.clear()
-    decoded = _texts[texts] = (out[0], out[1], out[2])
-    return decoded
+        (length,) = _unpack_u16(headers, at)
+        lengths.append(length)
+        at += 2 + length
+    if at != end or end > len(headers):
+        raise ValueError(f"the $e header's texts end at byte {at}, its value at {end}")
+    unpack = meta_struct(lengths[0], lengths[1], lengths[2]).unpack_from
+    if len(_parsers) >= _PARSERS_KEPT:
+        _parsers.clear()
+    parser = _parsers[headers[:META_VALUE_AT]] = (unpack, *lengths, end)
+    return parser
 
 
 def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
     """Read rows (``READ_COLUMNS``) as the events they hold; ``CorruptLogError``
     for a row that holds none.
 
-    Replay and projections read every event through here, so it reads in place,
-    inline: the fixed fields of the ``$e`` value with ``records.meta_head``, and
-    its texts, which one command's events share, decoded once per run of them
-    (a call or a decode per field would cost as much as the field)."""
+    The ``$e`` value is unpacked in place by the struct ``records.pack_meta``
+    packs it with, the rest of the row read inline: replay and projections read
+    every event through here, and a call per field would cost as much as the
+    field."""
     out: list[StoredEvent] = []
     add = out.append
-    ends_get = _ends.get
-    texts_get = _texts.get
-    unpack_head = _head.unpack_from
+    get = _parsers.get
     new = _new_tuple
     new_uuid = _new_object
     uuid_class = uuid.UUID
@@ -125,26 +109,39 @@ def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEve
     from_bytes = int.from_bytes
     none = _NO_HEADERS
     value_at = META_VALUE_AT
-    texts_at = _TEXTS_AT
-    # A save of several events is one run of rows with one key and, from one
-    # command, one name and pair of ids: each decoded once.
-    last_key = last_texts = None
-    stream = name = correlation = causation = ""
+    # A save of several events is one run of rows with one key, and the events
+    # of one command share a name, correlation and causation id: each decoded
+    # once per run (events saved outside a command have ids of their own).
+    last_key = last_name = last_correlation = last_causation = None
+    stream = name_text = correlation_text = causation_text = ""
     for row in rows:
         partition, offset, timestamp, key, value, headers = row
         try:
-            end = ends_get(headers[:value_at]) or _end(headers)
-            version, schema_version, raw_id = unpack_head(headers, value_at)
-            texts = headers[texts_at:end]
-            if texts != last_texts:
-                name, correlation, causation = texts_get(texts) or _decoded(texts)
-                last_texts = texts
-            if key != last_key:
-                stream = key.decode()
-                last_key = key
+            unpack, name_length, correlation_length, causation_length, end = get(
+                headers[:value_at]
+            ) or _parser(headers)
+            (version, schema_version, raw_id, n, name, c, correlation, k,
+             causation) = unpack(headers, value_at)  # fmt: skip
+            # Another layout of the same length: the lengths read tell.
+            if n != name_length or c != correlation_length or k != causation_length:
+                unpack, *_, end = _parser(headers)
+                (version, schema_version, raw_id, n, name, c, correlation, k,
+                 causation) = unpack(headers, value_at)  # fmt: skip
             event_id = new_uuid(uuid_class)
             set_int(event_id, from_bytes(raw_id, "big"))
             set_is_safe(event_id, unknown)
+            if key != last_key:
+                stream = key.decode()
+                last_key = key
+            if name != last_name:
+                name_text = name.decode()
+                last_name = name
+            if correlation != last_correlation:
+                correlation_text = correlation.decode()
+                last_correlation = correlation
+            if causation != last_causation:
+                causation_text = causation.decode()
+                last_causation = causation
             # In StoredEvent's field order (tuple.__new__: about 210 ns against
             # 380 for StoredEvent(...), once for every event read).
             add(
@@ -154,12 +151,12 @@ def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEve
                         event_id,
                         stream,
                         version,
-                        name,
+                        name_text,
                         schema_version,
                         value,
                         timestamp,
-                        correlation,
-                        causation,
+                        correlation_text,
+                        causation_text,
                         none
                         if len(headers) == end
                         else decode_user_headers(headers[end:]),
