@@ -13,7 +13,7 @@ statement:
 Statements: ``append`` (the single-event append of a new stream, as the store
 prepares it) and ``raw`` (a single-row INSERT into a table with a bigserial key).
 Parameters are text literals of an ``EXECUTE``, whose parsing adds the same cost
-to both runs of a statement but more to ``append`` (twelve parameters) than to
+to both runs of a statement but more to ``append`` (eight parameters) than to
 ``raw`` (one). Compare variants of one statement, not the two statements.
 
 Needs valgrind and PostgreSQL's server programs (``pg_config --bindir``). As
@@ -37,10 +37,12 @@ from typing import Any
 from psycopg import sql
 
 from framework.postgres.migration import registered
+from framework.store.backends.postgres.params import event_headers
 from framework.store.backends.postgres.statements import (
     APPEND_TYPES,
     append_statement,
 )
+from framework.store.events import NewEvent
 
 SCHEMA = "bench"
 _SQL_TYPES = {23: "integer", 20: "bigint", 25: "text", 17: "bytea", 2950: "uuid"}
@@ -76,19 +78,24 @@ def append_execute(names: list[str], i: int) -> str:
     """An ``EXECUTE append(...)`` of a new stream's first event, in partition
     ``i % 8``."""
     event_id = uuid.uuid4()
+    event = NewEvent(
+        event_id=event_id,
+        name="ledger.AccountOpened",
+        version=1,
+        data=b'{"owner":"alice"}',
+        timestamp_ms=1_700_000_000_000,
+        correlation_id=str(event_id),
+        causation_id=str(event_id),
+    )
     values: dict[str, str] = {
         "topic": "1",
         "partition": str(i % 8),
         "expected": "0",
-        "stream": f"'{uuid.uuid4()}'",
-        "ts": "1700000000000",
-        "data": "'\\x7b226f776e6572223a22616c696365227d'",
-        "headers": "NULL",
+        "key": f"'\\x{str(uuid.uuid4()).encode().hex()}'",
+        "ts": str(event.timestamp_ms),
+        "data": f"'\\x{event.data.hex()}'",
+        "headers": f"'\\x{event_headers(1, event).hex()}'",
         "id": f"'{event_id}'",
-        "name": "'ledger.AccountOpened'",
-        "version": "1",
-        "corr": f"'{event_id}'",
-        "caus": f"'{event_id}'",
     }
     return f"EXECUTE append({', '.join(values[n] for n in names)});\n\n"
 

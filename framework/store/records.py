@@ -360,3 +360,14 @@ def _to_stored_any_order(record: LogRecord, key: bytes) -> StoredEvent:
         raise _corrupt(record, f"missing header {exc.args[0]}") from None
     except ValueError as exc:
         raise _corrupt(record, f"unreadable header: {exc}") from None
+
+
+def meta_struct(
+    name_length: int, correlation_length: int, causation_length: int
+) -> struct.Struct:
+    """The struct that packs and unpacks a whole ``$e`` value whose name,
+    correlation and causation ids have these UTF-8 lengths: the one ``pack_meta``
+    uses, for writers and readers that pack or unpack it in place (``pack_into``,
+    ``unpack_from``)."""
+    lengths = (name_length, correlation_length, causation_length)
+    return _meta_packers.get(lengths) or _meta_packer(lengths)

@@ -1,8 +1,9 @@
-"""A schema as the code before per-subsystem migrations made it: the single list
-of migrations every subsystem shared (recorded in ``schema_version``), and events
-written as that code's event store wrote them (event columns; no key; headers
-holding the user headers only, or NULL). Frozen here, as released: tests build
-such schemas to prove that the current code opens them and reads them back."""
+"""Schemas as released code left them: the single list of migrations every
+subsystem shared (recorded in ``schema_version``), or each subsystem's own list
+with the event store at its migration 2; and events written as that code's event
+store wrote them (event columns; no key; headers holding the user headers only, or
+NULL). Frozen here, as released: tests build such schemas to prove that the
+current code opens them and reads them back."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
+from framework.postgres.migration import migrate, registered
 
 
 @attrs.frozen
@@ -194,6 +196,19 @@ def create_shared_schema(
                 ),
                 (migration.version, migration.description),
             )
+
+
+def create_schema_at_store_2(conn: psycopg.Connection[Any], schema: str) -> None:
+    """``schema`` as the code with per-subsystem migrations left it while the
+    event store's last was its migration 2 (event columns, ``stream_id COLLATE
+    "C"``): every other subsystem's migrations, recorded in ``schema_migrations``.
+    Released migrations never change, so the current lists cut there are that
+    code's."""
+    subsystems = tuple(
+        attrs.evolve(s, migrations=s.migrations[:2]) if s.subsystem == "store" else s
+        for s in registered()
+    )
+    migrate(conn, schema, subsystems)
 
 
 @attrs.frozen

@@ -45,6 +45,9 @@ def decode_headers(raw: bytes | None) -> Headers:
             at += 4
             out.append((name, raw[at : at + size]))
             at += size
+        if at != len(raw):
+            # A slice past the end is silently short: a cut value shows here.
+            raise struct.error(f"the last value ends at byte {at} of {len(raw)}")
     except (struct.error, UnicodeDecodeError) as exc:
         raise CorruptLogError(
             f"a stored headers value is malformed at byte {at} ({exc}); it was not "

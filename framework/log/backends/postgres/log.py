@@ -36,7 +36,6 @@ from framework.log.backends.postgres.statements import (
 from framework.log.config import TopicConfig
 from framework.log.records import (
     AppendResult,
-    Headers,
     LogRecord,
     PartitionBatch,
     Record,
@@ -54,18 +53,6 @@ from framework.postgres.url import PostgresURL
 
 #: Above this many records a batch goes in with COPY rather than one INSERT.
 COPY_THRESHOLD = 1000
-
-# The event store's header layout (framework.store.records), rebuilt here from the
-# event columns of rows the native event store wrote. The log may not import the
-# store; tests/store/postgres check that the two agree.
-_VERSION, _EVENT_ID, _NAME, _SCHEMA_VERSION, _CORRELATION, _CAUSATION = (
-    "$v",
-    "$id",
-    "$type",
-    "$tv",
-    "$corr",
-    "$caus",
-)
 
 
 def now_ms() -> int:
@@ -154,14 +141,10 @@ class PostgresLog:
             .format(t("records"), APPEND_COLUMNS)
             .as_bytes(None)
         )
-        columns = sql.SQL(
-            "{}, stream_id, stream_version, event_id, event_name, event_version, "
-            "correlation_id, causation_id"
-        ).format(RECORD_COLUMNS)
         self._p_read = Prepared(
             "fw_log_read",
             sql.SQL("SELECT {columns} FROM {records} {page}")
-            .format(columns=columns, records=t("records"), page=PAGE)
+            .format(columns=RECORD_COLUMNS, records=t("records"), page=PAGE)
             .as_bytes(None),
             {"topic": INT4, "partition": INT4, "offset": INT8, "limit": INT8},
         )
@@ -172,7 +155,7 @@ class PostgresLog:
                 "WHERE topic_id = %(topic)s AND partition = %(partition)s "
                 'AND "offset" = ANY(%(offsets)s::bigint[])'
             )
-            .format(columns=columns, records=t("records"))
+            .format(columns=RECORD_COLUMNS, records=t("records"))
             .as_bytes(None),
             {"topic": INT4, "partition": INT4, "offsets": INT8_ARRAY},
         )
@@ -491,26 +474,5 @@ class PostgresLog:
 
 
 def _to_log_record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
-    (offset, ts, key, value, headers, stream_id, version, event_id) = row[:8]
-    if stream_id is None:
-        return LogRecord(
-            topic, partition, offset, ts, key, value, decode_headers(headers)
-        )
-    name, schema_version, correlation, causation = row[8:]
-    meta: Headers = (
-        (_VERSION, str(version).encode()),
-        (_EVENT_ID, event_id.bytes),
-        (_NAME, name.encode()),
-        (_SCHEMA_VERSION, str(schema_version).encode()),
-        (_CORRELATION, correlation.encode()),
-        (_CAUSATION, causation.encode()),
-    )
-    return LogRecord(
-        topic,
-        partition,
-        offset,
-        ts,
-        stream_id.encode(),
-        value,
-        meta + decode_headers(headers),
-    )
+    offset, ts, key, value, headers = row
+    return LogRecord(topic, partition, offset, ts, key, value, decode_headers(headers))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from framework.log.backends.postgres.headers import encode_user_headers
 from framework.postgres.database import Cursor, fetchone_on
+from framework.store.backends.postgres.params import events_headers
 from framework.store.backends.postgres.statements import COPY_TYPES, StoreStatements
 from framework.store.events import Appended, NewEvent
 from framework.store.ports import StreamAppend
@@ -66,19 +66,17 @@ def copy_rows(
     first_version: int,
 ) -> Iterator[tuple[Any, ...]]:
     """The rows of a COPY append of ``events`` from the offset and version taken."""
+    key = stream_id.encode()
+    headers = events_headers(first_version, events)
     for i, event in enumerate(events):
         yield (
             topic_id,
             partition,
             first_offset + i,
             event.timestamp_ms,
+            key,
             event.data,
-            encode_user_headers(event.headers),
-            stream_id,
+            headers[i],
             first_version + i,
             event.event_id,
-            event.name,
-            event.version,
-            event.correlation_id,
-            event.causation_id,
         )

@@ -1,5 +1,9 @@
 """The event store's part of the log's tables, as numbered migrations: the
-columns that index events by stream and id on the log's ``records`` table."""
+columns that index events by stream and id on the log's ``records`` table.
+
+An event row is a log record as ``framework.store.records`` lays it out (key =
+stream id, headers = the packed ``$e`` metadata then the user headers); the store
+adds only ``stream_version`` and ``event_id``, for its two unique indexes."""
 
 from __future__ import annotations
 
@@ -48,6 +52,99 @@ MIGRATIONS = SubsystemMigrations(
                 'ALTER COLUMN stream_id TYPE text COLLATE "C"',
             ),
             shared_number=3,
+        ),
+        Migration(
+            3,
+            "records: events in the log's record layout (key and $e header); "
+            "unique (topic, key, version)",
+            (
+                # Rows written before held their metadata in columns of their own,
+                # no key, and only the user headers. They get the key and the
+                # headers ``framework.store.records`` writes, so that the log
+                # reads every row the same way, and the columns only the old
+                # layout read go. The ALTER ... TYPE ... USING below rewrites the
+                # whole table (and rebuilds its indexes) under an ACCESS
+                # EXCLUSIVE lock: appends and reads wait until the migration
+                # commits. Refused first, naming the row, if a row cannot be
+                # written in the $e layout (limits the store has always checked).
+                """DO $$
+                DECLARE bad record;
+                BEGIN
+                    SELECT partition, "offset" INTO bad FROM {schema}.records
+                    WHERE stream_id IS NOT NULL AND (
+                        key IS NOT NULL OR stream_version IS NULL
+                        OR event_id IS NULL OR event_name IS NULL
+                        OR event_version IS NULL OR correlation_id IS NULL
+                        OR causation_id IS NULL OR stream_version < 0
+                        OR event_version NOT BETWEEN 0 AND 65535
+                        OR octet_length(convert_to(event_name, 'UTF8')) > 65535
+                        OR octet_length(convert_to(correlation_id, 'UTF8')) > 65535
+                        OR octet_length(convert_to(causation_id, 'UTF8')) > 65535)
+                    LIMIT 1;
+                    IF FOUND THEN
+                        RAISE EXCEPTION 'records: the event at partition %, offset '
+                            '% has a missing or oversized field and cannot be '
+                            'rewritten with an $e header; correct the row and '
+                            'migrate again', bad.partition, bad."offset";
+                    END IF;
+                END $$""",
+                # Little-endian u16 and u32, and a u16-length-prefixed UTF-8
+                # text, as ``records.pack_meta`` packs them (int4send is
+                # big-endian). Dropped again below.
+                """CREATE FUNCTION {schema}.fw_migrate_le(value integer, size integer)
+                    RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
+                    SELECT CASE size
+                        WHEN 2 THEN substr(int4send(value), 4, 1)
+                            || substr(int4send(value), 3, 1)
+                        ELSE substr(int4send(value), 4, 1)
+                            || substr(int4send(value), 3, 1)
+                            || substr(int4send(value), 2, 1)
+                            || substr(int4send(value), 1, 1)
+                    END $$""",
+                """CREATE FUNCTION {schema}.fw_migrate_text(value text)
+                    RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
+                    SELECT {schema}.fw_migrate_le(octet_length(raw), 2) || raw
+                    FROM (SELECT convert_to(value, 'UTF8') AS raw) AS t $$""",
+                # The headers column's framing of the $e header (u16 BE name
+                # length 2, the name "$e" = 0x2465, u32 BE value length), then
+                # its value: stream version, schema version, event id, name,
+                # correlation id, causation id.
+                """CREATE FUNCTION {schema}.fw_migrate_meta(
+                        stream_version integer, event_version integer,
+                        event_id uuid, name text, correlation text, causation text)
+                    RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
+                    SELECT '\\x00022465'::bytea || int4send(octet_length(m)) || m
+                    FROM (SELECT {schema}.fw_migrate_le(stream_version, 4)
+                        || {schema}.fw_migrate_le(event_version, 2)
+                        || uuid_send(event_id)
+                        || {schema}.fw_migrate_text(name)
+                        || {schema}.fw_migrate_text(correlation)
+                        || {schema}.fw_migrate_text(causation) AS m) AS t $$""",
+                """ALTER TABLE {schema}.records
+                    ALTER COLUMN key TYPE bytea USING CASE
+                        WHEN stream_id IS NULL THEN key
+                        ELSE convert_to(stream_id, 'UTF8') END,
+                    ALTER COLUMN headers TYPE bytea USING CASE
+                        WHEN stream_id IS NULL THEN headers
+                        ELSE {schema}.fw_migrate_meta(stream_version,
+                            event_version, event_id, event_name, correlation_id,
+                            causation_id) || coalesce(headers, ''::bytea) END""",
+                "DROP FUNCTION {schema}.fw_migrate_meta",
+                "DROP FUNCTION {schema}.fw_migrate_text",
+                "DROP FUNCTION {schema}.fw_migrate_le",
+                "DROP INDEX {schema}.records_stream_version",
+                """ALTER TABLE {schema}.records
+                    DROP COLUMN stream_id,
+                    DROP COLUMN event_name,
+                    DROP COLUMN event_version,
+                    DROP COLUMN correlation_id,
+                    DROP COLUMN causation_id""",
+                # Optimistic concurrency, enforced by the insert itself; bytea
+                # compares as bytes, as stream_id did in the C collation.
+                """CREATE UNIQUE INDEX records_stream_version
+                    ON {schema}.records (topic_id, key, stream_version)
+                    WHERE stream_version IS NOT NULL""",
+            ),
         ),
     ),
     after=("log",),

@@ -74,7 +74,8 @@ class RefusedAppends:
     def stored_ids(self, append: StreamAppend) -> Appended | None:
         rows = {row[0]: row for row in self._lookup_ids(append)}
         ordered = [rows.get(e.event_id) for e in append.events]
-        if any(r is None or r[1] != append.stream_id for r in ordered):
+        key = append.stream_id.encode()
+        if any(r is None or r[1] != key for r in ordered):
             return None
         first = ordered[0]
         assert first is not None

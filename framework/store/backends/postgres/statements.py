@@ -16,34 +16,29 @@ from framework.postgres.prepared import (
     BYTEA,
     BYTEA_ARRAY,
     INT4,
-    INT4_ARRAY,
     INT8,
     INT8_ARRAY,
-    TEXT,
-    TEXT_ARRAY,
     UUID,
     UUID_ARRAY,
     Prepared,
 )
-from framework.store.backends.postgres.rows import COLUMN_OF_FIELD
+from framework.store.backends.postgres.rows import META_VALUE_AT, READ_COLUMNS
 
 #: How the expected version of an append is given: ``any`` (None), ``new`` (0) or
 #: ``at`` (a version that must exist).
 KINDS = ("any", "new", "at")
-#: The parameter types of the single-event append (``Prepared``).
+#: The parameter types of the single-event append (``Prepared``). ``key`` is the
+#: stream id in UTF-8, ``headers`` the record's headers in the log's encoding: the
+#: packed ``$e`` metadata first, then the user headers.
 APPEND_TYPES = {
     "topic": INT4,
     "partition": INT4,
     "expected": INT4,
-    "stream": TEXT,
+    "key": BYTEA,
     "ts": INT8,
     "data": BYTEA,
     "headers": BYTEA,
     "id": UUID,
-    "name": TEXT,
-    "version": INT4,
-    "corr": TEXT,
-    "caus": TEXT,
 }
 #: The parameter types of the multi-event append: the events' fields as arrays.
 APPEND_MANY_TYPES = {
@@ -53,16 +48,11 @@ APPEND_MANY_TYPES = {
     "data": BYTEA_ARRAY,
     "headers": BYTEA_ARRAY,
     "id": UUID_ARRAY,
-    "name": TEXT_ARRAY,
-    "version": INT4_ARRAY,
-    "corr": TEXT_ARRAY,
-    "caus": TEXT_ARRAY,
 }
 #: The columns a COPY append writes, in this order, and their types.
 COPY_COLUMNS = sql.SQL(
-    'topic_id, partition, "offset", timestamp_ms, value, headers, stream_id, '
-    "stream_version, event_id, event_name, event_version, correlation_id, "
-    "causation_id"
+    'topic_id, partition, "offset", timestamp_ms, key, value, headers, '
+    "stream_version, event_id"
 )
 COPY_TYPES = (
     "int4",
@@ -71,16 +61,15 @@ COPY_TYPES = (
     "int8",
     "bytea",
     "bytea",
-    "text",
+    "bytea",
     "int4",
     "uuid",
-    "text",
-    "int4",
-    "text",
-    "text",
 )
-#: The columns of a full read, in ``StoredEvent``'s field order.
-EVENT_COLUMNS = sql.SQL(", ".join(COLUMN_OF_FIELD.values()))
+#: The columns of a full read, in the order ``rows.stored_events`` unpacks them.
+EVENT_COLUMNS = sql.SQL(", ".join(READ_COLUMNS))
+#: Where the stream version sits in a row's headers, counted from 1 as SQL does:
+#: the ``$e`` value's first field.
+_VERSION_AT = META_VALUE_AT + 1
 
 
 def kind_of(expected: int | None) -> str:
@@ -138,28 +127,29 @@ class StoreStatements:
             "fw_read_stream",
             sql.SQL(
                 "SELECT {columns} FROM {records} "
-                "WHERE topic_id = %(topic)s AND stream_id = %(stream)s "
+                "WHERE topic_id = %(topic)s AND key = %(key)s "
                 "AND stream_version BETWEEN %(first)s AND %(last)s "
                 "ORDER BY stream_version"
             )
             .format(columns=EVENT_COLUMNS, records=t("records"))
             .as_bytes(None),
-            {"topic": INT4, "stream": TEXT, "first": INT4, "last": INT4},
+            {"topic": INT4, "key": BYTEA, "first": INT4, "last": INT4},
         )
-        #: The three columns a replay reads: a 20-event stream in 148 µs against
-        #: 181 for the full read (the event ids, positions and metadata are not
-        #: sent, nor loaded into Python objects).
+        #: The two columns a replay reads: the name and schema version are read
+        #: from the front of the headers (``rows.stream_data``); the event ids,
+        #: positions and the rest of the metadata are not loaded into Python
+        #: objects.
         self.read_stream_data = Prepared(
             "fw_read_stream_data",
             sql.SQL(
-                "SELECT event_name, event_version, value FROM {records} "
-                "WHERE topic_id = %(topic)s AND stream_id = %(stream)s "
+                "SELECT headers, value FROM {records} "
+                "WHERE topic_id = %(topic)s AND key = %(key)s "
                 "AND stream_version BETWEEN 1 AND %(last)s "
                 "ORDER BY stream_version"
             )
             .format(records=t("records"))
             .as_bytes(None),
-            {"topic": INT4, "stream": TEXT, "last": INT4},
+            {"topic": INT4, "key": BYTEA, "last": INT4},
         )
         #: One page of a partition; ``iter_partition`` streams the same statement
         #: through psycopg (``read_partition_text``).
@@ -175,19 +165,16 @@ class StoreStatements:
         )
         self.version = Prepared(
             "fw_stream_version",
-            sql.SQL(
-                "SELECT coalesce(max(stream_version), 0) FROM {} "
-                "WHERE topic_id = %(topic)s AND stream_id = %(stream)s"
-            )
-            .format(t("records"))
+            sql.SQL("SELECT {} FROM {} WHERE topic_id = %(topic)s AND {}")
+            .format(_MAX_VERSION, t("records"), _OF_STREAM)
             .as_bytes(None),
-            {"topic": INT4, "stream": TEXT},
+            {"topic": INT4, "key": BYTEA},
             (int,),
         )
         self.by_ids = Prepared(
             "fw_events_by_id",
             sql.SQL(
-                "SELECT event_id, stream_id, stream_version, partition, "
+                "SELECT event_id, key, stream_version, partition, "
                 '"offset" FROM {} '
                 "WHERE topic_id = %(topic)s AND event_id = ANY(%(ids)s::uuid[])"
             )
@@ -195,6 +182,14 @@ class StoreStatements:
             .as_bytes(None),
             {"topic": INT4, "ids": UUID_ARRAY},
         )
+
+
+#: The stream's rows. ``stream_version IS NOT NULL`` is the unique index's
+#: predicate, spelled out where nothing else in the statement implies it, so that
+#: the planner may use the index (records the log alone wrote have a key too).
+_OF_STREAM = sql.SQL("key = %(key)s AND stream_version IS NOT NULL")
+#: A stream's current version, 0 without events.
+_MAX_VERSION = sql.SQL("coalesce(max(stream_version), 0)")
 
 
 def _version_guard(records: sql.Composable, kind: str) -> sql.Composable:
@@ -205,7 +200,7 @@ def _version_guard(records: sql.Composable, kind: str) -> sql.Composable:
         return sql.SQL("")
     return sql.SQL(
         " AND EXISTS (SELECT 1 FROM {} WHERE topic_id = %(topic)s "
-        "AND stream_id = %(stream)s AND stream_version = %(expected)s::integer)"
+        "AND key = %(key)s AND stream_version = %(expected)s::integer)"
     ).format(records)
 
 
@@ -215,10 +210,25 @@ def _base_version(records: sql.Composable, kind: str) -> sql.Composable:
     then refuses the rows and the store tries again."""
     if kind != "any":
         return sql.SQL("%(expected)s::integer")
-    return sql.SQL(
-        "coalesce((SELECT max(stream_version) FROM {} WHERE topic_id = %(topic)s "
-        "AND stream_id = %(stream)s), 0)"
-    ).format(records)
+    return sql.SQL("(SELECT {} FROM {} WHERE topic_id = %(topic)s AND {})").format(
+        _MAX_VERSION, records, _OF_STREAM
+    )
+
+
+def _with_version(headers: sql.Composable, version: sql.Composable) -> sql.Composable:
+    """``headers`` with ``version`` written into its ``$e`` header as a
+    little-endian u32: an append without an expected version learns its versions
+    on the server, so its client packs placeholders there
+    (``params.append_params``)."""
+    le = sql.SQL(" || ").join(
+        sql.SQL("substr(int4send(({})::integer), {}, 1)").format(
+            version, sql.Literal(i)
+        )
+        for i in (4, 3, 2, 1)
+    )
+    return sql.SQL("overlay({} placing {} from {} for 4)").format(
+        headers, le, sql.Literal(_VERSION_AT)
+    )
 
 
 def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
@@ -230,23 +240,35 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     unnecessary.
     """
     records = db.table("records")
-    base_version = _base_version(records, kind)
     count = sql.SQL("1") if single else sql.SQL("%(n)s::bigint")
-    if single:
-        source = sql.SQL(
-            "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, %(headers)s::bytea, "
-            "{version} + 1, %(id)s::uuid, %(name)s::text, %(version)s::integer, "
-            "%(corr)s::text, %(caus)s::text FROM head"
-        ).format(version=base_version)
+    base: sql.Composable
+    follows: sql.Composable
+    if kind == "any":
+        # The versions are known only here, so they go into the headers here.
+        base = sql.SQL(", (SELECT {} AS v) AS b").format(_base_version(records, kind))
+        follows = sql.SQL("b.v")
     else:
-        source = sql.SQL(
-            "SELECT head.base + e.i - 1, e.ts, e.data, e.headers, {version} + e.i, "
-            "e.id, e.name, e.version, e.corr, e.caus "
-            "FROM head, unnest(%(ts)s::bigint[], %(data)s::bytea[], "
-            "%(headers)s::bytea[], %(id)s::uuid[], %(name)s::text[], "
-            "%(version)s::integer[], %(corr)s::text[], %(caus)s::text[]) "
-            "WITH ORDINALITY AS e(ts, data, headers, id, name, version, corr, caus, i)"
-        ).format(version=base_version)
+        base = sql.SQL("")
+        follows = _base_version(records, kind)
+    if single:
+        version = sql.SQL("{} + 1").format(follows)
+        headers: sql.Composable = sql.SQL("%(headers)s::bytea")
+        template = sql.SQL(
+            "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, {headers}, "
+            "{version}, %(id)s::uuid FROM head{base}"
+        )
+    else:
+        version = sql.SQL("{} + e.i").format(follows)
+        headers = sql.SQL("e.headers")
+        template = sql.SQL(
+            "SELECT head.base + e.i - 1, e.ts, e.data, {headers}, {version}, e.id "
+            "FROM head{base}, unnest(%(ts)s::bigint[], %(data)s::bytea[], "
+            "%(headers)s::bytea[], %(id)s::uuid[]) "
+            "WITH ORDINALITY AS e(ts, data, headers, id, i)"
+        )
+    if kind == "any":
+        headers = _with_version(headers, version)
+    source = template.format(headers=headers, version=version, base=base)
     # A single event with an expected version is written as that version + 1:
     # returning it too cost the server 6,000 of 256,000 instructions per append
     # (``benchmarks.pg_instructions``).
@@ -258,9 +280,8 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     insert = sql.SQL(
         """WITH head AS ({taken}){written}
             INSERT INTO {records} ("offset", timestamp_ms, value, headers,
-                stream_version, event_id, event_name, event_version, correlation_id,
-                causation_id, topic_id, partition, stream_id)
-            SELECT s.*, %(topic)s, %(partition)s, %(stream)s FROM ({source}) AS s
+                stream_version, event_id, topic_id, partition, key)
+            SELECT s.*, %(topic)s, %(partition)s, %(key)s FROM ({source}) AS s
             RETURNING {returning}{tail}"""
     )
     return insert.format(

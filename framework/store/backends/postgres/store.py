@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import cast
+from itertools import islice
 
-from framework.errors import StoreError
+from framework.errors import CorruptLogError, StoreError
 from framework.log.backends.postgres import PostgresLog
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
@@ -31,6 +31,7 @@ from framework.store.backends.postgres.rows import (
     appended_by,
     stored_event,
     stored_events,
+    stream_data,
 )
 from framework.store.backends.postgres.statements import (
     StoreStatements,
@@ -310,7 +311,7 @@ class PostgresEventStore:
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 if it has no events."""
         row = self.db.fetchone_prepared(
-            self._sql.version, {"topic": self._topic_id, "stream": stream_id}
+            self._sql.version, {"topic": self._topic_id, "key": stream_id.encode()}
         )
         return int(row[0]) if row else 0
 
@@ -325,7 +326,7 @@ class PostgresEventStore:
             self._sql.read_stream,
             {
                 "topic": self._topic_id,
-                "stream": stream_id,
+                "key": stream_id.encode(),
                 "first": from_version,
                 "last": upper,
             },
@@ -336,17 +337,19 @@ class PostgresEventStore:
         self, stream_id: str, *, to_version: int | None = None
     ) -> list[tuple[str, int, bytes]]:
         """(name, schema version, data) of versions ``1..to_version``, in order:
-        the same index range scan as ``read_stream``, three columns wide."""
+        the same index range scan as ``read_stream``, two columns wide (the
+        headers, whose ``$e`` header begins with the name and schema version,
+        and the data)."""
         check_versions(1, to_version)
         rows = self.db.fetchall_prepared(
             self._sql.read_stream_data,
             {
                 "topic": self._topic_id,
-                "stream": stream_id,
+                "key": stream_id.encode(),
                 "last": _MAX_VERSION if to_version is None else to_version,
             },
         )
-        return cast("list[tuple[str, int, bytes]]", rows)
+        return stream_data(stream_id, rows)
 
     def read_partition(
         self, partition: int, from_offset: int = 0, max_events: int = 1000
@@ -412,10 +415,19 @@ class PostgresEventStore:
                     binary=True,
                     size=_STREAM_ROWS,
                 )
-                for row in rows:
-                    yield stored_event(topic, row)
-                    count += 1
-                    offset = row[11]
+                # Decoded a network chunk at a time: one call per chunk rather
+                # than per event.
+                while batch := list(islice(rows, _STREAM_ROWS)):
+                    try:
+                        events = stored_events(topic, batch)
+                    except CorruptLogError:
+                        # The events before the bad row first, then its error.
+                        for row in batch:
+                            yield stored_event(topic, row)
+                        raise
+                    yield from events
+                    count += len(batch)
+                    offset = batch[-1][1]
             if count < chunk:
                 return
             offset += 1
