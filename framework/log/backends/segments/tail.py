@@ -78,6 +78,10 @@ def judge_zeros(
             segment.fd, segment.size, file_size, segment.next_offset
         )
         if found is not None or sealed:
+            if not (writer or sealed) and _landed_since_walk(segment):
+                # A reader walked up to zeros before another process's append
+                # landed there: what follows is that append and the next ones.
+                return True
             where = f"a valid batch at byte {found}" if found else f"byte {nonzero}"
             raise segment.corrupt(
                 segment.size,
@@ -91,6 +95,17 @@ def judge_zeros(
         return True
     cut(segment, segment.size, file_size, "bytes follow preallocated zeros", synced_end)
     return False
+
+
+def _landed_since_walk(segment: Segment) -> bool:
+    """Whether the all-zero header the data ended at holds bytes now. Checked
+    after the scan for a valid batch: appends land in offset order, so one found
+    after the zeros means the batch at the zeros, if appended, is there too;
+    damage does not change under the reader."""
+    return (
+        pread_exactly(segment.fd, HEADER_SIZE, segment.size)
+        != preallocation.ZERO_HEADER
+    )
 
 
 def check_synced(segment: Segment, position: int, synced_end: int, what: str) -> None:
