@@ -190,14 +190,17 @@ class Cluster:
         self.members: dict[str, Process] = {}
         self.writers: list[Process] = []
         self.processes: list[Process] = []
+        self.paused: set[str] = set()
 
     def _start(self, name: str, args: list[str]) -> Process:
         process = Process(self.journal, name, args, self.scratch / f"{name}.stderr")
         self.processes.append(process)
         return process
 
-    def start_member(self, member: str, *, hang_after: int = 0) -> Process:
-        args = ["member", self.url, member, "--batch", "5"]
+    def start_member(
+        self, member: str, *, hang_after: int = 0, batch: int = 5
+    ) -> Process:
+        args = ["member", self.url, member, "--batch", str(batch)]
         if hang_after:
             args += ["--hang-after", str(hang_after)]
         self.members[member] = process = self._start(member, args)
@@ -216,8 +219,21 @@ class Cluster:
 
     def live(self) -> list[str]:
         return sorted(
-            m for m, p in self.members.items() if p.name not in self.journal.ended
+            m
+            for m, p in self.members.items()
+            if p.name not in self.journal.ended and m not in self.paused
         )
+
+    def pause(self, member: str) -> None:
+        """SIGSTOP: the member's heartbeats stop, its connections stay open."""
+        self.paused.add(member)
+        self.members[member].popen.send_signal(signal.SIGSTOP)
+
+    def resume(self, member: str) -> None:
+        """SIGCONT, and let a handler blocked in it go on."""
+        self.members[member].popen.send_signal(signal.SIGCONT)
+        self.members[member].send("go")
+        self.paused.discard(member)
 
     def kill(self, member: str) -> None:
         self.members.pop(member).kill()
@@ -237,10 +253,17 @@ class Cluster:
             lambda: all(self.journal.owns.get(m) == target[m] for m in live),
         )
 
-    def wait_progress(self, member: str) -> None:
-        """Until ``member`` commits past what any member had committed before,
-        on a partition it owns: it applies what it took over."""
+    def wait_owning(self, member: str) -> None:
+        """Until ``member`` owns a partition."""
+        self.journal.wait(
+            f"{member} to own a partition", lambda: bool(self.journal.owns.get(member))
+        )
+
+    def write_until_applied(self, member: str, saves: int = 100) -> None:
+        """Append, and wait until ``member`` commits past what any member had
+        committed before, on a partition it owns: it applies what it took over."""
         before = self.journal.committed()
+        self.write(saves)
 
         def moved() -> bool:
             mine = self.journal.applied.get(member, {})
@@ -252,9 +275,11 @@ class Cluster:
 
         self.journal.wait(f"{member} to apply new events", moved)
 
-    def wait_commit(self, member: str) -> None:
-        """Until ``member`` commits another batch (it is busy applying)."""
+    def write_until_committed(self, member: str, saves: int = 100) -> None:
+        """Append, and wait until ``member`` commits another batch: it is busy
+        applying them."""
         before = dict(self.journal.applied.get(member, {}))
+        self.write(saves)
         self.journal.wait(
             f"{member} to commit again",
             lambda: self.journal.applied.get(member, {}) != before,
@@ -295,59 +320,85 @@ def cluster(url: str, scratch: Path) -> Iterator[Cluster]:
         running.stop()
 
 
-def run_rebalances(url: str, scratch: Path) -> dict[str, int]:
+def run_rebalances(url: str, scratch: Path, *, leases: bool = False) -> dict[str, int]:
     """Members join, one is killed inside a transaction, one is killed while
     busy, one leaves cleanly, more join, while two writers append; returns each
-    written stream's version once the members have applied everything."""
+    written stream's version once the members have applied everything.
+
+    With ``leases`` (groups whose members hold leases: PostgreSQL), one member
+    also stalls inside a transaction until its lease runs out, then goes on."""
     with cluster(url, scratch) as run:
         run.start_writers(2)
         run.write(20)
         run.start_member("m1")
         run.wait_settled()
-        run.write(100)
-        run.wait_progress("m1")
+        run.write_until_applied("m1")
 
         run.start_member("m2")
         run.write(100)
         run.wait_settled()
-        run.write(100)
-        run.wait_progress("m2")
+        run.write_until_applied("m2")
 
         # Killed in the middle of a batch: its handler blocks inside the
         # read-model transaction, with some of the batch applied there.
         run.start_member("m3", hang_after=3)
-        run.write(100)
-        run.wait_settled()
+        # It blocks once it has applied a few events of partitions it took.
+        run.wait_owning("m3")
         run.write(100)
         run.journal.wait(
             "m3 to block in a handler", lambda: "m3" in run.journal.hanging
         )
         run.kill("m3")
         run.wait_settled()
-        run.write(100)
-        run.wait_progress("m1")
+        run.write_until_applied("m1")
 
         run.start_member("m4")
         run.write(100)
         run.wait_settled()
-        run.write(100)
-        run.wait_progress("m4")
+        run.write_until_applied("m4")
         # Killed while busy: it has just committed a batch and has more to do.
-        run.write(100)
-        run.wait_commit("m1")
+        run.write_until_committed("m1")
         run.kill("m1")
         run.wait_settled()
 
         run.write(100)
         run.leave("m2")
         run.wait_settled()
-        run.wait_progress("m4")
+        run.write_until_applied("m4")
 
         run.start_member("m5")
         run.write(100)
         run.wait_settled()
-        run.write(100)
-        run.wait_progress("m5")
+        run.write_until_applied("m5")
+
+        if leases:
+            # Stalled inside a transaction (SIGSTOP) until its lease runs out:
+            # the others take its partitions and go on from the committed
+            # checkpoints; when it wakes, its transaction must not count.
+            run.start_member("m6", hang_after=3, batch=1)
+            # It blocks once it has applied a few events of partitions it took.
+            run.wait_owning("m6")
+            run.write(100)
+            run.journal.wait(
+                "m6 to block in a handler", lambda: "m6" in run.journal.hanging
+            )
+            stalled = list(run.journal.owns["m6"])
+            before = run.journal.committed()
+            run.pause("m6")
+            run.write(100)
+            run.wait_settled()
+            run.write(100)
+            run.journal.wait(
+                f"the others to apply new events of {stalled}",
+                lambda: all(
+                    run.journal.committed().get(p, -1) > before.get(p, -1)
+                    for p in stalled
+                ),
+            )
+            run.resume("m6")
+            run.write(100)
+            run.wait_settled()
+            run.write_until_applied("m6")
 
         versions = run.finish_writers()
         with Application(url, settings=AppSettings(partitions=PARTITIONS)) as app:

@@ -7,7 +7,9 @@ group and prints, flushed, the lines the test synchronises on::
     joined MEMBER
     owns MEMBER [0, 1, 2]           after every rebalance that moved something
     applied MEMBER {"0": 41, ...}   after each commit: what this process committed
-    hanging MEMBER                  a handler blocks inside an open transaction
+    hanging MEMBER                  a handler blocks inside an open transaction,
+                                    until a line comes on stdin
+    resumed MEMBER                  that handler goes on
     left MEMBER                     it left its group cleanly (after SIGTERM)
 
 A ``write`` process opens accounts, then, for each line ``N`` it reads, makes N
@@ -45,8 +47,8 @@ class StreamOrder(Projection):
 
     name = "stream_order"
     tables = ("streams", "violations")
-    #: The handler call on which a member started with ``--hang-after`` blocks
-    #: inside its open transaction, for the test to kill it there (0: never).
+    #: The handler call after which a member started with ``--hang-after``
+    #: blocks inside its open transaction, its changes made there (0: never).
     hang_after = 0
     calls = 0
     #: The member id this process prints.
@@ -54,10 +56,6 @@ class StreamOrder(Projection):
 
     @on(AccountOpened, FundsDeposited)
     def _seen(self, e: EventEnvelope[Any], tx: Transaction) -> None:
-        type(self).calls += 1
-        if self.hang_after and type(self).calls >= self.hang_after:
-            print(f"hanging {self.member}", flush=True)
-            threading.Event().wait()
         streams = tx.table("streams")
         row = streams.get(e.stream_id) or {"last": 0, "applied": 0, "amount": 0}
         version = e.stream_version
@@ -71,6 +69,11 @@ class StreamOrder(Projection):
         row["applied"] += 1
         row["amount"] += getattr(e.event, "amount", 0)
         streams.put(e.stream_id, row)
+        type(self).calls += 1
+        if type(self).calls == self.hang_after:
+            print(f"hanging {self.member}", flush=True)
+            sys.stdin.readline()
+            print(f"resumed {self.member}", flush=True)
 
 
 class _Announcing:
