@@ -1,6 +1,8 @@
 """The rebalance scenario both stores run: group members join, leave cleanly and
-are SIGKILLed (one inside an open transaction) while writer processes append,
-and the checks of the ``stream_order`` read model afterwards.
+are SIGKILLed (one inside an open transaction, one while busy), and on
+PostgreSQL one stalls inside a transaction past its lease and then goes on,
+while writer processes append; and the checks of the ``stream_order`` read
+model afterwards.
 
 The test waits only on what the processes print (``rebalance_worker``): every
 line lands in a ``Journal``, and a wait is a condition over it, woken by the next
@@ -36,7 +38,9 @@ PATIENCE = 60.0
 class Journal:
     """What the processes printed, folded into the facts the test waits on."""
 
-    def __init__(self) -> None:
+    def __init__(self, scratch: Path) -> None:
+        #: Where each process's stderr goes (``NAME.stderr``).
+        self.scratch = scratch
         self._condition = threading.Condition()
         #: Member -> the partitions it said it owns last.
         self.owns: dict[str, list[int]] = {}
@@ -44,8 +48,6 @@ class Journal:
         self.applied: dict[str, dict[int, int]] = {}
         self.hanging: set[str] = set()
         self.left: set[str] = set()
-        #: Writer -> saves done.
-        self.wrote: dict[str, int] = {}
         #: Writer -> stream -> its version, printed when the writer ends.
         self.versions: dict[str, dict[str, int]] = {}
         #: Processes that ended, and those the test meant to end.
@@ -69,8 +71,6 @@ class Journal:
                 self.hanging.add(rest)
             elif word == "left":
                 self.left.add(rest)
-            elif word == "wrote":
-                self.wrote[name] = self.wrote.get(name, 0) + int(rest)
             elif line.startswith("{"):
                 self.versions[name] = json.loads(line)
             self._condition.notify_all()
@@ -97,9 +97,14 @@ class Journal:
             while not holds():
                 died = self.ended - self.expected_to_end
                 if died:
+                    errors = "".join(
+                        f"\n{name}'s stderr:\n"
+                        + (self.scratch / f"{name}.stderr").read_text()[-3000:]
+                        for name in sorted(died)
+                    )
                     raise AssertionError(
                         f"waiting for {what}: {sorted(died)} ended unasked; last "
-                        "lines:\n" + "\n".join(self.tail)
+                        "lines:\n" + "\n".join(self.tail) + errors
                     )
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -186,7 +191,7 @@ class Cluster:
     def __init__(self, url: str, scratch: Path) -> None:
         self.url = url
         self.scratch = scratch
-        self.journal = Journal()
+        self.journal = Journal(scratch)
         self.members: dict[str, Process] = {}
         self.writers: list[Process] = []
         self.processes: list[Process] = []
