@@ -63,6 +63,9 @@ _BY_CODE: dict[str, Classification] = {
     "57P02": _CONNECTION,  # crash_shutdown
     "57P03": _CONNECTION,  # cannot_connect_now: starting up, shutting down
     "57P05": _CONNECTION,  # idle_session_timeout
+    # idle_in_transaction_session_timeout: the server ended the session (a
+    # stalled group member's transaction, ended so that its lock dies with its lease)
+    "25P03": _CONNECTION,
     "26000": _MISSING_PREPARED,  # invalid_sql_statement_name
     "42P05": _MISSING_PREPARED,  # duplicate_prepared_statement (forgotten)
     "57014": Classification(

@@ -3,13 +3,17 @@ its group gives it, rebalancing at every heartbeat; and the group's settings."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import attrs
 
+from framework.errors import StoreError
 from framework.projections.ports import AppendSignal, ConsumerGroup
 from framework.projections.runner import ProjectionRunner
+
+logger = logging.getLogger("framework.projections")
 
 
 @attrs.frozen(kw_only=True)
@@ -29,6 +33,9 @@ class GroupMember:
     partitions it owns. A partition that moves is released only between batches.
     Idle, it polls with backoff, or, given a ``signal``, waits for it and then reads
     only the partitions it names (plus all of its own at every heartbeat).
+    A step cut short by a retriable store error (a lost connection) is logged,
+    and the member rebalances at its next heartbeat before it steps again; any
+    other error ends ``run``, after the member leaves its group.
     """
 
     def __init__(
@@ -62,7 +69,20 @@ class GroupMember:
                     hinted = None
                 owned = self.group.owned
                 targets = owned if hinted is None else [p for p in hinted if p in owned]
-                if targets and self.runner.step_logging_failures(targets):
+                try:
+                    stepped = bool(targets) and self.runner.step_logging_failures(
+                        targets
+                    )
+                except StoreError as exc:
+                    if not exc.retriable:
+                        raise
+                    self._stalled(exc)
+                    # Its partitions may have moved meanwhile: rebalance before
+                    # the next step, at the next heartbeat (no busy retry).
+                    stop.wait(max(0.0, next_beat - time.monotonic()))
+                    hinted = None
+                    continue
+                if stepped:
                     interval = self.runner.settings.poll_interval
                     hinted = targets  # until they are drained
                     continue
@@ -78,3 +98,17 @@ class GroupMember:
             self.group.leave()
             if self.signal is not None:
                 self.signal.close()
+
+    def _stalled(self, error: StoreError) -> None:
+        """Log a step that a retriable store error cut short. Nothing of its
+        batch counts unless it committed; if it did, its checkpoint says so, and
+        the next step starts after it (a batch is never applied twice). On
+        PostgreSQL this is how a member that stalled past its lease wakes: the
+        database ended its open transaction, and the others took its partitions."""
+        logger.warning(
+            "projection %s: member %s could not finish a batch (%s); it rebalances "
+            "and goes on from the committed checkpoints",
+            self.runner.name,
+            self.group.member_id,
+            error,
+        )

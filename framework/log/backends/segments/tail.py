@@ -13,12 +13,18 @@ from __future__ import annotations
 import logging
 
 from framework.log.backends.segments import preallocation
-from framework.log.backends.segments.batch import HEADER_SIZE, MAGIC, parse_header
+from framework.log.backends.segments.batch import (
+    HEADER_SIZE,
+    MAGIC,
+    BatchHeader,
+    parse_header,
+)
 from framework.log.backends.segments.segment import Segment, file_name, segment_bases
 from framework.log.backends.segments.walk import (
     Problem,
     pread_exactly,
     valid_batch_after,
+    walk,
 )
 
 logger = logging.getLogger("framework.log")
@@ -46,6 +52,12 @@ def judge_problem(
         segment.fd, problem.position, file_size, segment.next_offset
     )
     if found is not None:
+        if not (synced or writer) and _whole_since_walk(
+            segment, problem.position, found
+        ):
+            # The walk read a batch another process was still writing; it has
+            # finished it, and appended more.
+            return True
         raise segment.corrupt(
             problem.position,
             f"{problem.reason}, and a valid batch follows at byte {found}, so "
@@ -78,6 +90,10 @@ def judge_zeros(
             segment.fd, segment.size, file_size, segment.next_offset
         )
         if found is not None or sealed:
+            if not (writer or sealed) and _landed_since_walk(segment):
+                # A reader walked up to zeros before another process's append
+                # landed there: what follows is that append and the next ones.
+                return True
             where = f"a valid batch at byte {found}" if found else f"byte {nonzero}"
             raise segment.corrupt(
                 segment.size,
@@ -91,6 +107,28 @@ def judge_zeros(
         return True
     cut(segment, segment.size, file_size, "bytes follow preallocated zeros", synced_end)
     return False
+
+
+def _whole_since_walk(segment: Segment, position: int, found: int) -> bool:
+    """Whether the bytes from the bad batch at ``position`` up to the valid one
+    at ``found`` are whole batches now. Checked after the scan, as for
+    ``_landed_since_walk``: damage does not mend itself under the reader."""
+    return walk(segment.fd, position, found, segment.next_offset, _ignore) is None
+
+
+def _ignore(position: int, header: BatchHeader) -> None:
+    """A walk's ``on_batch`` that only checks."""
+
+
+def _landed_since_walk(segment: Segment) -> bool:
+    """Whether the all-zero header the data ended at holds bytes now. Checked
+    after the scan for a valid batch: appends land in offset order, so one found
+    after the zeros means the batch at the zeros, if appended, is there too;
+    damage does not change under the reader."""
+    return (
+        pread_exactly(segment.fd, HEADER_SIZE, segment.size)
+        != preallocation.ZERO_HEADER
+    )
 
 
 def check_synced(segment: Segment, position: int, synced_end: int, what: str) -> None:
