@@ -525,3 +525,41 @@ def writers_paired(ctx: Context) -> Measurement:
             "raw_4_to_raw_1": round(raw_4 / raw_1, 4),
         },
     )
+
+
+@bench("pg_save_pair_across", ("postgres",))
+def save_pair_across(ctx: Context) -> Measurement:
+    """Saves of two aggregates in different partitions (one transaction), against
+    saves of one aggregate, in alternating blocks of the same run; the rate is
+    pair saves per second, ``ratio`` that over one-aggregate saves per second."""
+    n = ctx.n(1_500)
+    with (
+        fresh_schema(backend_url(ctx.backend)) as schema,
+        Application(our_url(schema)) as app,
+    ):
+        singles = [Account.open("owner") for _ in range(n)]
+        pairs: list[tuple[Account, Account]] = []
+        while len(pairs) < n:
+            a, b = Account.open("owner"), Account.open("owner")
+            if app.store.partition_of(a.id) != app.store.partition_of(b.id):
+                pairs.append((a, b))
+        app.save(Account.open("warm-up"))
+        single_seconds = pair_seconds = 0.0
+        block = max(1, n // 10)
+        for start in range(0, n, block):
+            started = time.perf_counter()
+            for account in singles[start : start + block]:
+                app.save(account)
+            single_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            for a, b in pairs[start : start + block]:
+                app.save(a, b)
+            pair_seconds += time.perf_counter() - started
+    return Measurement(
+        events=n,
+        seconds=pair_seconds,
+        extra={
+            "single_saves_per_s": round(n / single_seconds, 1),
+            "ratio": round(single_seconds / pair_seconds, 3),
+        },
+    )

@@ -193,3 +193,40 @@ def _sample_ids(app: Application, rng: random.Random, count: int) -> list[str]:
         offset = rng.randrange(ends[partition] + 1)
         ids.append(app.store.read_partition(partition, offset, 1)[0].stream_id)
     return ids
+
+
+@bench("save_pair_across", BACKENDS)
+def save_pair_across(ctx: Context) -> Measurement:
+    """Saves of two aggregates in different partitions (one atomic append across
+    partitions), against saves of one aggregate on the same four-partition store
+    in the same run; the rate is pair saves per second, and ``ratio`` divides it
+    by the one-aggregate saves per second."""
+    n = ctx.n(5_000 if ctx.backend == "memory" else 1_000)
+    url = ctx.url()
+    with Application(url, settings=AppSettings(partitions=4)) as app:
+        singles = [Account.open("owner") for _ in range(n)]
+        pairs: list[tuple[Account, Account]] = []
+        while len(pairs) < n:
+            a, b = Account.open("owner"), Account.open("owner")
+            if app.store.partition_of(a.id) != app.store.partition_of(b.id):
+                pairs.append((a, b))
+        # Alternating blocks, so that drift during the run hits both alike.
+        single_seconds = pair_seconds = 0.0
+        block = max(1, n // 10)
+        for start in range(0, n, block):
+            started = time.perf_counter()
+            for account in singles[start : start + block]:
+                app.save(account)
+            single_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            for a, b in pairs[start : start + block]:
+                app.save(a, b)
+            pair_seconds += time.perf_counter() - started
+    return Measurement(
+        events=n,
+        seconds=pair_seconds,
+        extra={
+            "single_saves_per_s": round(n / single_seconds, 1),
+            "ratio": round(single_seconds / pair_seconds, 3),
+        },
+    )

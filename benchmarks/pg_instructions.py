@@ -96,6 +96,7 @@ def append_execute(names: list[str], i: int) -> str:
         "data": f"'\\x{event.data.hex()}'",
         "headers": f"'\\x{event_headers(1, event).hex()}'",
         "id": f"'{event_id}'",
+        "stamp": "0",
     }
     return f"EXECUTE append({', '.join(values[n] for n in names)});\n\n"
 

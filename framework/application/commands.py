@@ -57,12 +57,20 @@ class CommandHandler:
     saving through the application's ``load`` and ``save``."""
 
     def __init__(
-        self, router: CommandRouter, retry: RetryPolicy, load: _Load, save: _Save
+        self,
+        router: CommandRouter,
+        retry: RetryPolicy,
+        load: _Load,
+        save: _Save,
+        *,
+        inline_policies: bool = True,
     ) -> None:
         self.router = router
         self._retry = retry
         self._load = load
         self._save = save
+        #: Run policies right after a command; else a ``PolicyRunner`` runs them.
+        self._inline_policies = inline_policies
 
     def handle(
         self,
@@ -112,7 +120,7 @@ class CommandHandler:
                     time.sleep(delay)
                     continue
             break
-        if self.router.has_policies:
+        if self._inline_policies and self.router.has_policies:
             for envelope in saved:
                 for policy_fn in self.router.policies_for(type(envelope.event)):
                     for follow_up in _as_commands(policy_fn(envelope)):
@@ -130,6 +138,7 @@ def _context_for(
         return MessageContext(
             correlation_id=caused_by.correlation_id,
             causation_id=str(caused_by.event_id),
+            stamp=caused_by.stamp,
         )
     parent = current_context()
     if parent is not None and correlation_id is None:

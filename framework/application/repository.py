@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from framework.domain.aggregate import Aggregate
+from framework.domain.context import current_context
 from framework.domain.envelope import EventEnvelope
 from framework.domain.events import DomainEvent
 from framework.errors import AggregateNotFoundError, StoreInputError, UnknownEventError
@@ -66,14 +67,17 @@ class Repository:
             )
         decoders: dict[tuple[str, int], Callable[[bytes], DomainEvent]] = {}
         events = []
-        for stream_version, (name, event_version, data) in enumerate(rows, 1):
+        for stream_version, (name, event_version, data, _) in enumerate(rows, 1):
             decode = decoders.get((name, event_version))
             if decode is None:
                 decode = decoders[name, event_version] = self._stream_decoder(
                     aggregate_id, stream_version, name, event_version
                 )
             events.append(decode(data))
-        return cls._replay(aggregate_id, events)
+        aggregate = cls._replay(aggregate_id, events)
+        # A stream's stamps grow with its versions: the last is the largest.
+        aggregate._stamp = rows[-1][3]
+        return aggregate
 
     def _stream_decoder(
         self, stream_id: str, stream_version: int, name: str, event_version: int
@@ -108,7 +112,7 @@ class Repository:
         # store, so the lists ``save_all`` keeps to tell several aggregates apart
         # have nothing to do; skipping them is about a fifth of an in-memory
         # ``save_1``. The steps are the same helpers'.
-        aggregate, pending, encoded = self._batch(aggregates[0])
+        aggregate, pending, encoded = self._batch(aggregates[0], _floor(aggregates))
         if not encoded:
             return Position()
         aggregate.collect_events()
@@ -127,14 +131,17 @@ class Repository:
         written: list[str],
         *,
         envelopes: bool = True,
+        also: Sequence[StreamAppend] = (),
     ) -> tuple[Position, list[Envelope]]:
         """``save`` in order; ``written`` collects the stream ids appended so far,
         so that a caller can tell whether a failure left part of the work stored.
         With ``envelopes``, also the saved events as stored (with their partition
-        and offset)."""
+        and offset). ``also`` are appended in the same atomic append (a policy
+        runner's checkpoint); their results are not returned."""
         # Encode everything before taking any pending event, so that an encoding
         # error leaves every aggregate as it was and writes nothing.
-        batches = [self._batch(aggregate) for aggregate in aggregates]
+        floor = _floor(aggregates)
+        batches = [self._batch(aggregate, floor) for aggregate in aggregates]
         for aggregate, _, _ in batches:
             aggregate.collect_events()
         offsets: dict[int, int] = {}
@@ -144,16 +151,16 @@ class Repository:
         try:
             # One call, all or nothing: every store writes the streams of a save
             # together (``EventStore.append_streams``).
-            results = self.store.append_streams(
-                [
-                    StreamAppend(
-                        stream_id=aggregate.id,
-                        events=encoded,
-                        expected_version=_expected_version(aggregate, pending),
-                    )
-                    for aggregate, pending, encoded in todo
-                ]
-            )
+            appends = [
+                StreamAppend(
+                    stream_id=aggregate.id,
+                    events=encoded,
+                    expected_version=_expected_version(aggregate, pending),
+                )
+                for aggregate, pending, encoded in todo
+            ]
+            if appends or also:
+                results = self.store.append_streams([*appends, *also])[: len(todo)]
         except BaseException:
             _restore(todo[len(results) :])
             written.extend(a.id for a, _, _ in todo[: len(results)])
@@ -163,24 +170,24 @@ class Repository:
             offsets[appended.partition] = appended.last_offset
             if envelopes:
                 partition = appended.partition
+                stamp = appended.first_stamp
+                first = appended.first_offset
                 saved.extend(
-                    # The stored copy: the same fields with partition and offset.
-                    envelope_at(e, partition, offset)
-                    for e, offset in zip(
-                        pending,
-                        range(appended.first_offset, appended.last_offset + 1),
-                        strict=True,
-                    )
+                    # The stored copy: the same fields with stamp, partition and
+                    # offset (a stream's events are stamped one after another).
+                    envelope_at(e, stamp + i, partition, first + i)
+                    for i, e in enumerate(pending)
                 )
         return Position(offsets), saved
 
-    def _batch(self, aggregate: Aggregate) -> _Batch:
-        """The aggregate's pending events, encoded; they stay pending until the
-        caller takes them, so that an encoding error changes nothing."""
+    def _batch(self, aggregate: Aggregate, floor: int) -> _Batch:
+        """The aggregate's pending events, encoded, each to be stamped above
+        ``floor``; they stay pending until the caller takes them, so that an
+        encoding error changes nothing."""
         pending = list(aggregate.pending_events)
-        return aggregate, pending, [self._encode(e) for e in pending]
+        return aggregate, pending, [self._encode(e, floor + 1) for e in pending]
 
-    def _encode(self, envelope: Envelope) -> NewEvent:
+    def _encode(self, envelope: Envelope, stamp: int) -> NewEvent:
         # Positional, in NewEvent's field order: once per saved event.
         return NewEvent(
             envelope.event_id,
@@ -191,7 +198,19 @@ class Repository:
             envelope.correlation_id,
             envelope.causation_id,
             envelope.headers,
+            stamp,
         )
+
+
+def _floor(aggregates: Sequence[Aggregate]) -> int:
+    """The largest Lamport stamp the events about to be saved depend on: those
+    of the aggregates saved together (one command loaded them all) and of the
+    event that caused the command, if any."""
+    context = current_context()
+    floor = 0 if context is None else context.stamp
+    for aggregate in aggregates:
+        floor = max(floor, aggregate._stamp)
+    return floor
 
 
 def _expected_version(aggregate: Aggregate, pending: list[Envelope]) -> int:

@@ -8,6 +8,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 import attrs
@@ -62,12 +63,28 @@ class AppSettings:
     chooses: one partition on ``file:`` and ``memory://`` (one file to fsync, a total
     order, and every writer thread shares group commits), 64 on PostgreSQL
     (writers to different partitions commit in parallel). ``command_retry`` bounds
-    how often a command is retried on ``ConcurrencyError``."""
+    how often a command is retried on ``ConcurrencyError``. ``policies`` says where
+    the commands policies return are handled: ``"inline"`` right after the command
+    that caused them, in its process (lost if the process stops in between), or
+    ``"log"`` by ``Application.policies``, a runner that reads the store and
+    handles each event's commands exactly once. ``sequencer``, a
+    ``postgresql://`` URL, gives a store on a log (files, memory) a PostgreSQL
+    sequence to stamp events from: the stamps then order every event of the store
+    as the sequence handed them out (a global order, one round trip per save)."""
 
     store_url: str | None = None
     partitions: int | None = None
     events_topic: str = "events"
     command_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    policies: Literal["inline", "log"] = attrs.field(default="inline")
+    sequencer: str | None = None
+
+    @policies.validator
+    def _check_policies(self, _: object, value: str) -> None:
+        if value not in ("inline", "log"):
+            raise ConfigurationError(
+                f"AppSettings.policies must be 'inline' or 'log', got {value!r}"
+            )
 
 
 def file_root(url: str) -> Path:

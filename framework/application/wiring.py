@@ -27,7 +27,7 @@ from framework.projections.member import GroupMember, GroupSettings
 from framework.projections.ports import ReadModelStore
 from framework.projections.runner import ProjectionRunner
 from framework.store.event_store import LogEventStore
-from framework.store.ports import EventStore
+from framework.store.ports import EventStore, Sequencer
 
 if TYPE_CHECKING:
     from framework.store.backends.postgres import PostgresEventStore
@@ -156,7 +156,23 @@ def store_on_log(
         topic=settings.events_topic,
         config=events_config(settings),
         index_dir=index_dir,
+        sequencer=open_sequencer(settings.sequencer),
     )
+
+
+def open_sequencer(url: str | None) -> Sequencer | None:
+    """The sequencer a URL names (``AppSettings.sequencer``): a PostgreSQL
+    sequence; ``None`` for none."""
+    if url is None:
+        return None
+    if url_scheme(url) not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"AppSettings.sequencer must be a postgresql:// URL (a sequence there "
+            f"orders the events), got {url.split('://')[0]}://..."
+        )
+    from framework.store.backends.postgres.sequencer import PostgresSequencer
+
+    return PostgresSequencer(url)
 
 
 def open_store(url: str, settings: AppSettings) -> EventStore:

@@ -75,6 +75,9 @@ class Aggregate:
         # Time-ordered by default, as event ids are (``framework.domain.ids``).
         self._id = id if id is not None else str(uuid7())
         self._version = 0
+        #: The Lamport stamp of the last event it was loaded with: what it saves
+        #: next is stamped above it (``framework.store.events.StoredEvent.stamp``).
+        self._stamp = 0
         self._pending: list[EventEnvelope[DomainEvent]] = []
         for name, value in self.__mutable_defaults__.items():
             setattr(self, name, copy.copy(value))

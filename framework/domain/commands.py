@@ -82,3 +82,7 @@ class CommandRouter:
     @property
     def has_policies(self) -> bool:
         return bool(self._policies)
+
+    def policy_event_types(self) -> list[type]:
+        """The event classes some policy reacts to."""
+        return [t for t, policies in self._policies.items() if policies]

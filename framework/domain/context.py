@@ -12,10 +12,12 @@ import attrs
 @attrs.frozen(kw_only=True, slots=True)
 class MessageContext:
     """``correlation_id`` names the whole conversation; ``causation_id`` the message
-    (command or event) that directly caused what is recorded now."""
+    (command or event) that directly caused what is recorded now, and ``stamp``
+    that event's Lamport stamp (0 for a command), which what it causes exceeds."""
 
     correlation_id: str
     causation_id: str
+    stamp: int = 0
 
 
 _current: ContextVar[MessageContext | None] = ContextVar(

@@ -41,6 +41,8 @@ class EventEnvelope(NamedTuple, Generic[E_co]):
     correlation_id: str
     causation_id: str
     headers: Mapping[str, str] = _EMPTY
+    #: The Lamport stamp (``StoredEvent.stamp``); 0 until the event is stored.
+    stamp: int = 0
     partition: int | None = None
     offset: int | None = None
 

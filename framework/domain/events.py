@@ -100,6 +100,11 @@ def event(
     """
     if not isinstance(name, str) or not name.strip():
         raise EventRegistrationError(f"an event name must be a non-empty str: {name!r}")
+    if name.startswith("$"):
+        raise EventRegistrationError(
+            f"event name {name!r}: names starting with '$' are the framework's own "
+            "(policy checkpoints); choose another"
+        )
     if type(version) is not int or version < 1:
         raise EventRegistrationError(
             f"event {name!r}: version must be an int of at least 1, got {version!r}"

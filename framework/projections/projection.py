@@ -14,6 +14,9 @@ F = TypeVar("F", bound=Callable[..., None])
 
 #: What happens when a handler keeps failing: stop the partition, or park the event.
 FailurePolicy = Literal["stop", "park"]
+#: The order events reach the handlers: each partition's on its own (the default,
+#: at full speed), or all partitions merged in causal order (``causal``).
+EventOrder = Literal["partition", "causal"]
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -46,6 +49,11 @@ class Projection:
     version: ClassVar[int] = 1
     strict: ClassVar[bool] = False
     failure: ClassVar[FailurePolicy] = "stop"
+    #: ``"causal"``: events of all partitions reach the handlers in an order
+    #: consistent with causality (``framework.projections.causal``): an event
+    #: never before one it depends on, across partitions. One runner then applies
+    #: every partition.
+    order: ClassVar[EventOrder] = "partition"
     #: Document tables the projection writes (names as for ``name``).
     tables: ClassVar[tuple[str, ...]] = ()
     __handlers__: ClassVar[dict[tuple[str, int], Callable[..., None]]] = {}
@@ -64,6 +72,11 @@ class Projection:
                     f"{cls.__qualname__}: table name {table!r} must be lower-case "
                     "letters, digits and underscores, starting with a letter"
                 )
+        if cls.order not in ("partition", "causal"):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.order must be 'partition' or 'causal', "
+                f"got {cls.order!r}"
+            )
         if cls.failure not in ("stop", "park"):
             raise ConfigurationError(
                 f"{cls.__qualname__}.failure must be 'stop' or 'park', "

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from framework.errors import ProjectionError
+from framework.errors import ConfigurationError, ProjectionError
+from framework.projections.causal import CausalMerge
 from framework.projections.errors import (
     InlineProjectionFailedError,
     ProjectionFailedError,
@@ -45,6 +46,11 @@ class RunnerSettings:
     retry: RetryPolicy = attrs.field(
         factory=lambda: RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=1.0)
     )
+    #: For ``order="causal"`` projections: how many events, and for how long the
+    #: oldest, may wait for a partition that is not read on before the smallest
+    #: is applied anyway (counted in ``ProjectionRunner.causal_out_of_order``).
+    causal_window_events: int = 10_000
+    causal_window_seconds: float = 5.0
 
 
 class _Fenced(Exception):
@@ -114,6 +120,20 @@ class ProjectionRunner:
         self._stopped: dict[int, ProjectionFailure] = {}
         #: How many loops are running this runner (``run`` or an application's).
         self.running = 0
+        self._causal = projection.order == "causal"
+        if self._causal and self.partitions != list(range(store.partitions)):
+            raise ConfigurationError(
+                f"projection {projection.name!r} applies events in causal order, "
+                "which needs every partition in one runner; it was given "
+                f"{self.partitions} of {store.partitions}: run it outside a "
+                "consumer group"
+            )
+        #: For causal order: the merge, the next offset to read per partition,
+        #: and the generation and checkpoints it was started from.
+        self._merge: CausalMerge[StoredEvent] | None = None
+        self._read_from: dict[int, int] = {}
+        self._merged_generation = -1
+        self._merged_upto: dict[int, int] = {}
 
     @property
     def name(self) -> str:
@@ -139,6 +159,12 @@ class ProjectionRunner:
     # -- applying ----------------------------------------------------------------
 
     @property
+    def causal_out_of_order(self) -> int:
+        """For ``order="causal"``: events applied after an event with a larger
+        stamp from another partition (the reordering window let them go)."""
+        return self._merge.out_of_order if self._merge is not None else 0
+
+    @property
     def stopped(self) -> dict[int, ProjectionFailure]:
         """The partitions this runner stopped on, with why."""
         return dict(self._stopped)
@@ -158,6 +184,8 @@ class ProjectionRunner:
             if self._stopped:
                 self._forget_cleared_failures(generation)
             checkpoints = self.read_models.checkpoints(self.name, generation)
+            if self._causal:
+                return self._step_causal(generation, checkpoints, retry_stopped)
             # Read only the partitions that moved: one look at the log's ends
             # (one query on PostgreSQL) instead of a read per partition, so an
             # idle poll costs the same with 64 partitions as with one.
@@ -176,6 +204,73 @@ class ProjectionRunner:
                     self._apply(partition, batch, generation)
                     total += len(batch)
             return total
+
+    def _step_causal(
+        self, generation: int, checkpoints: Mapping[int, int], retry_stopped: bool
+    ) -> int:
+        """``step`` for ``order="causal"``: read on in every partition into the
+        causal merge, and apply what it releases, a run of one partition's events
+        per transaction. Returns the events read plus those applied."""
+        merge = self._merge
+        if (
+            merge is None
+            or generation != self._merged_generation
+            or any(
+                checkpoints.get(p, -1) != self._merged_upto.get(p, -1)
+                for p in self.partitions
+            )
+        ):
+            # First step, a rebuild, or another runner moved a checkpoint: start
+            # again from the checkpoints (the buffered events are read again).
+            merge = self._merge = CausalMerge(
+                self.partitions,
+                window_events=self.settings.causal_window_events,
+                window_seconds=self.settings.causal_window_seconds,
+            )
+            self._merged_generation = generation
+            self._merged_upto = {p: checkpoints.get(p, -1) for p in self.partitions}
+            self._read_from = {p: checkpoints.get(p, -1) + 1 for p in self.partitions}
+        size = self.settings.batch_size
+        ends = self.store.end_position()
+        read = 0
+        for partition in self.partitions:
+            if partition in self._stopped and not retry_stopped:
+                continue
+            start = self._read_from[partition]
+            batch = (
+                self.store.read_partition(partition, start, size)
+                if ends.get(partition, -1) >= start
+                else []
+            )
+            if batch:
+                merge.offer(partition, [(e.stamp, e) for e in batch])
+                self._read_from[partition] = batch[-1].offset + 1
+                read += len(batch)
+            if len(batch) < size:
+                merge.read_to_end(partition)
+        forced = merge.forced
+        released = merge.release()
+        if merge.forced > forced:
+            logger.warning(
+                "projection %s: the causal window let %d events go before every "
+                "partition had moved past them (%d applied out of order so far)",
+                self.name,
+                merge.forced - forced,
+                merge.out_of_order,
+            )
+        applied = 0
+        try:
+            size = max(1, self.settings.batch_size)
+            for start in range(0, len(released), size):
+                chunk = released[start : start + size]
+                self._apply_merged(chunk, generation)
+                for partition, stored in chunk:
+                    self._merged_upto[partition] = stored.offset
+                applied += len(chunk)
+        except BaseException:
+            self._merge = None  # read again from the checkpoints
+            raise
+        return read + applied
 
     def catch_up(self, partitions: Sequence[int] | None = None) -> int:
         """Apply everything up to the log's end (as it moves); return the count."""
@@ -255,6 +350,37 @@ class ProjectionRunner:
         if not self.rebuilding:
             self.publish({partition: batch[-1].offset})
 
+    def _apply_merged(
+        self, merged: list[tuple[int, StoredEvent]], generation: int
+    ) -> None:
+        """Apply events of several partitions, in the order given, in one
+        transaction that advances each partition's checkpoint (causal order);
+        on a failing handler, one event per transaction, as ``_apply`` does."""
+        lasts: dict[int, int] = {}
+        firsts: dict[int, int] = {}
+        for partition, stored in merged:
+            firsts.setdefault(partition, stored.offset)
+            lasts[partition] = stored.offset
+        parked = {p: self._parked(p, generation) for p in lasts}
+        try:
+            with self.read_models.transaction(self.name, generation) as transaction:
+                for partition, first in firsts.items():
+                    self._fence(transaction, partition, first)
+                for partition, stored in merged:
+                    self._apply_one(transaction, stored, parked[partition])
+                for partition, last in lasts.items():
+                    transaction.advance(partition, last)
+        except _Fenced:
+            return
+        except _HandlerFailed:
+            for partition, stored in merged:
+                try:
+                    self._apply_alone(partition, stored, generation, parked[partition])
+                except _Fenced:
+                    return
+        if not self.rebuilding:
+            self.publish(lasts)
+
     def publish(self, checkpoints: Mapping[int, int]) -> None:
         """Announce committed ``checkpoints`` on the runner's board, if it has one
         (push consistency for the queries of this process)."""
@@ -302,6 +428,8 @@ class ProjectionRunner:
     ) -> None:
         handler = self.projection.handler_for(stored.name, stored.version)
         if handler is None:
+            if stored.name[:1] == "$":
+                return  # the framework's own (a policy runner's checkpoint)
             if self.projection.strict:
                 raise ProjectionError(
                     f"projection {self.name!r} is strict and has no handler for "

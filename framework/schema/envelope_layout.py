@@ -33,6 +33,7 @@ STORED_FIELDS = (
     "correlation_id",
     "causation_id",
     "headers",
+    "stamp",
     "partition",
     "offset",
 )
@@ -43,7 +44,7 @@ ENVELOPE_FIELDS = ("event", *(f for f in STORED_FIELDS if f != "data"))
 
 #: The fields that place a stored event, last in both tuples: ``envelope_at``
 #: keeps the fields before them and replaces these.
-POSITION = ("partition", "offset")
+POSITION = ("stamp", "partition", "offset")
 _BEFORE_POSITION = len(ENVELOPE_FIELDS) - len(POSITION)
 
 
@@ -102,6 +103,8 @@ class StoredLike(Protocol):
     @property
     def headers(self) -> Mapping[str, str]: ...
     @property
+    def stamp(self) -> int: ...
+    @property
     def partition(self) -> int: ...
     @property
     def offset(self) -> int: ...
@@ -134,7 +137,7 @@ def envelope_reader(
 
     def envelope(stored: StoredLike) -> Envelope:
         (event_id, stream, version, name, ev_version, data, ts, corr, caus, headers,
-         partition, offset) = stored  # fmt: skip
+         stamp, partition, offset) = stored  # fmt: skip
         decoder = cached((name, ev_version)) or checked_decoder_for(stored)
         built: Envelope = new(
             envelope_class,
@@ -149,6 +152,7 @@ def envelope_reader(
                 corr,
                 caus,
                 headers,
+                stamp,
                 partition,
                 offset,
             ),
@@ -158,11 +162,13 @@ def envelope_reader(
     return envelope
 
 
-def envelope_at(envelope: Envelope, partition: int, offset: int) -> Envelope:
-    """``envelope`` as stored at ``offset`` in ``partition``: once per saved event,
-    where ``_replace`` would cost a microsecond."""
+def envelope_at(
+    envelope: Envelope, stamp: int, partition: int, offset: int
+) -> Envelope:
+    """``envelope`` as stored with ``stamp`` at ``offset`` in ``partition``: once
+    per saved event, where ``_replace`` would cost a microsecond."""
     placed: Envelope = tuple.__new__(
-        EventEnvelope, (*envelope[:_BEFORE_POSITION], partition, offset)
+        EventEnvelope, (*envelope[:_BEFORE_POSITION], stamp, partition, offset)
     )
     return placed
 

@@ -17,10 +17,11 @@ from framework.log.records import PartitionBatch, Record
 from framework.store.events import Appended, NewEvent, StoredEvent
 from framework.store.index import PartitionIndex
 from framework.store.limits import check_append, check_appends, check_versions
-from framework.store.ports import StreamAppend
+from framework.store.ports import Sequencer, StreamAppend
 from framework.store.position import Position
 from framework.store.records import (
     event_id_of,
+    stamp_of,
     to_record,
     to_records,
     to_stored_all,
@@ -69,15 +70,31 @@ def _learn_written(
     stream_id: str,
     first_version: int,
     count: int,
+    last_stamp: int,
     written: list[int],
 ) -> None:
     """An event-store append's ``on_written``: the index learns the batch (unless a
     load caught up with it first), then the next appender may check."""
     with index.lock:
         if index.next_offset == base:
-            index.add_appended(stream_id, first_version, base, base + count - 1)
+            index.add_appended(
+                stream_id, first_version, base, base + count - 1, last_stamp
+            )
     written.append(base)
     turn.release()
+
+
+def _floor(events: Sequence[NewEvent]) -> int:
+    """The least stamp the first of ``events`` may get so that each gets at least
+    its own ``stamp`` (they are stamped one after another)."""
+    if len(events) == 1:
+        return events[0].stamp
+    return max(e.stamp - i for i, e in enumerate(events))
+
+
+#: One stream's part of a planned multi-stream append: (its index among the
+#: appends, first version, first stamp, records).
+_Planned = tuple[int, int, int, list[Record]]
 
 
 class LogEventStore:
@@ -95,9 +112,15 @@ class LogEventStore:
         topic: str = EVENTS_TOPIC,
         config: TopicConfig | None = None,
         index_dir: Path | None = None,
+        sequencer: Sequencer | None = None,
     ) -> None:
         """``index_dir``, if given, keeps stream-index snapshots so that reopening a
-        large log catches up from the last snapshot instead of the first record."""
+        large log catches up from the last snapshot instead of the first record.
+        ``sequencer``, if given, is asked for a number under each append's turn,
+        and the append is stamped above it: the stamps then order every event of
+        the store, in all partitions, as the sequencer handed numbers out (a
+        global order, at the price of a round trip to it per append)."""
+        self._sequencer = sequencer
         self.log = log
         self.topic = topic
         # One partition by default: on files, appends then go to one file, whose
@@ -197,10 +220,14 @@ class LogEventStore:
                         if found is not None:
                             return found
                     end = index.next_offset
+                    # Above the causes the caller gives and the partition's last.
+                    stamp = max(_floor(events), index.last_stamp + 1)
+                if self._sequencer is not None:
+                    stamp = max(stamp, self._sequencer.next_stamp())
                 if len(events) == 1:  # the usual save, without a comprehension
-                    records = [to_record(key, actual + 1, events[0])]
+                    records = [to_record(key, actual + 1, events[0], stamp)]
                 else:
-                    records = to_records(key, actual + 1, events)
+                    records = to_records(key, actual + 1, events, stamp)
                 on_written = functools.partial(
                     _learn_written,
                     index=index,
@@ -208,6 +235,7 @@ class LogEventStore:
                     stream_id=stream_id,
                     first_version=actual + 1,
                     count=len(records),
+                    last_stamp=stamp + len(records) - 1,
                     written=written,
                 )
                 try:
@@ -241,6 +269,7 @@ class LogEventStore:
                     actual + 1,
                     actual + len(events),
                     False,
+                    stamp,
                 ),
             )
 
@@ -291,7 +320,7 @@ class LogEventStore:
             for turn in turns:
                 turn.acquire()
             try:
-                plan = self._plan(appends, partitions, fresh=fresh)
+                plan = self._plan(appends, keys, partitions, fresh=fresh)
                 if plan is None:
                     fresh = True
                     continue
@@ -316,13 +345,14 @@ class LogEventStore:
     def _plan(
         self,
         appends: Sequence[StreamAppend],
+        keys: list[bytes],
         partitions: list[int],
         *,
         fresh: bool,
     ) -> (
         tuple[
             list[Appended | None],
-            dict[int, list[tuple[int, int, list[Record]]]],
+            dict[int, list[_Planned]],
             dict[int, int],
         ]
         | None
@@ -332,8 +362,10 @@ class LogEventStore:
         already stored are answered in the first list. ``None`` if an index was
         stale and has been caught up: plan again."""
         results: list[Appended | None] = [None] * len(appends)
-        records: dict[int, list[tuple[int, int, list[Record]]]] = {}
+        records: dict[int, list[_Planned]] = {}
         ends: dict[int, int] = {}
+        #: The next stamp per partition: above its last, and above each floor.
+        stamps: dict[int, int] = {}
         #: Versions after the streams planned so far (a stream may come twice).
         planned: dict[str, int] = {}
         for i, (a, partition) in enumerate(zip(appends, partitions, strict=True)):
@@ -341,6 +373,7 @@ class LogEventStore:
             with index.lock:
                 if partition not in ends:
                     ends[partition] = index.next_offset
+                    stamps[partition] = index.last_stamp + 1
                 actual = planned.get(a.stream_id)
                 if actual is None:
                     actual = index.version(a.stream_id)
@@ -362,26 +395,32 @@ class LogEventStore:
                     if found is not None:
                         results[i] = found
                         continue
-            key = utf8_key(a.stream_id)
+            key = keys[i]
+            stamp = max(_floor(events), stamps[partition])
+            if self._sequencer is not None:
+                stamp = max(stamp, self._sequencer.next_stamp())
+            stamps[partition] = stamp + len(events)
             stream_records = (
-                [to_record(key, actual + 1, events[0])]
+                [to_record(key, actual + 1, events[0], stamp)]
                 if len(events) == 1
-                else to_records(key, actual + 1, events)
+                else to_records(key, actual + 1, events, stamp)
             )
-            records.setdefault(partition, []).append((i, actual + 1, stream_records))
+            records.setdefault(partition, []).append(
+                (i, actual + 1, stamp, stream_records)
+            )
             planned[a.stream_id] = actual + len(events)
         return results, records, ends
 
     def _write_plan(
         self,
-        records: dict[int, list[tuple[int, int, list[Record]]]],
+        records: dict[int, list[_Planned]],
         ends: dict[int, int],
     ) -> dict[int, int]:
         """Write the planned records, conditional on the ends: one batch for one
         partition, one atomic append for several. Returns each partition's base
         offset."""
         batches = {
-            p: [r for _, _, stream in planned for r in stream]
+            p: [r for _, _, _, stream in planned for r in stream]
             for p, planned in records.items()
         }
         if len(batches) == 1:
@@ -401,27 +440,37 @@ class LogEventStore:
         appends: Sequence[StreamAppend],
         results: list[Appended | None],
         written: dict[int, int],
-        records: dict[int, list[tuple[int, int, list[Record]]]],
+        records: dict[int, list[_Planned]],
     ) -> list[Appended]:
         """The indexes learn what was written (unless a load caught up with it
         first); every append gets its ``Appended``."""
         for partition, planned in records.items():
             index = self._indexes[partition]
             offset = written[partition]
-            for i, first_version, stream in planned:
+            for i, first_version, stamp, stream in planned:
                 last = offset + len(stream) - 1
                 with index.lock:
                     if index.next_offset == offset:
                         index.add_appended(
-                            appends[i].stream_id, first_version, offset, last
+                            appends[i].stream_id,
+                            first_version,
+                            offset,
+                            last,
+                            stamp + len(stream) - 1,
                         )
-                results[i] = Appended(
-                    stream_id=appends[i].stream_id,
-                    partition=partition,
-                    first_offset=offset,
-                    last_offset=last,
-                    first_version=first_version,
-                    last_version=first_version + len(stream) - 1,
+                # In Appended's field order (_new_tuple).
+                results[i] = _new_tuple(
+                    Appended,
+                    (
+                        appends[i].stream_id,
+                        partition,
+                        offset,
+                        last,
+                        first_version,
+                        first_version + len(stream) - 1,
+                        False,
+                        stamp,
+                    ),
                 )
                 offset = last + 1
         for partition in records:
@@ -474,6 +523,7 @@ class LogEventStore:
             first_version=first_version,
             last_version=last_version,
             already_stored=True,
+            first_stamp=stamp_of(stored[0]),
         )
 
     def stream_version(self, stream_id: str) -> int:
@@ -503,11 +553,12 @@ class LogEventStore:
 
     def read_stream_data(
         self, stream_id: str, *, to_version: int | None = None
-    ) -> list[tuple[str, int, bytes]]:
-        """(name, schema version, data) of versions ``1..to_version``, in order."""
+    ) -> list[tuple[str, int, bytes, int]]:
+        """(name, schema version, data, stamp) of versions ``1..to_version``, in
+        order."""
         check_versions(1, to_version)
         return [
-            (e.name, e.version, e.data)
+            (e.name, e.version, e.data, e.stamp)
             for e in self.read_stream(stream_id, to_version=to_version)
         ]
 
@@ -555,10 +606,14 @@ class LogEventStore:
 
     def close(self) -> None:
         """Save the stream-index snapshots (if kept; a failure to is logged, see
-        ``PartitionIndex.save_if_due``) and close the log."""
+        ``PartitionIndex.save_if_due``) and close the log and the sequencer."""
         try:
             for index in self._indexes:
                 with index.lock:
                     index.save_if_due(threshold=1)
         finally:
-            self.log.close()
+            try:
+                self.log.close()
+            finally:
+                if self._sequencer is not None:
+                    self._sequencer.close()

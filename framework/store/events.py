@@ -25,6 +25,10 @@ class NewEvent(NamedTuple):
     correlation_id: str
     causation_id: str
     headers: Mapping[str, str] = _EMPTY
+    #: The least Lamport stamp it may get: one more than the stamps of the events
+    #: its command loaded or was caused by. The store raises it above the last
+    #: stamp in the event's partition.
+    stamp: int = 0
 
 
 class StoredEvent(NamedTuple):
@@ -43,6 +47,9 @@ class StoredEvent(NamedTuple):
     correlation_id: str
     causation_id: str
     headers: Mapping[str, str]
+    #: The Lamport stamp: above every event it depends on and above the event
+    #: before it in its partition (0 for events stored before stamps).
+    stamp: int
     partition: int
     offset: int
 
@@ -62,6 +69,8 @@ class Appended(NamedTuple):
     first_version: int
     last_version: int
     already_stored: bool = False
+    #: The Lamport stamp of the first event (the others follow one by one).
+    first_stamp: int = 0
 
     @property
     def position(self) -> Position:

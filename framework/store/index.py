@@ -17,7 +17,7 @@ from framework.log.ports import Log
 from framework.log.records import is_void
 from framework.store import index_snapshot
 from framework.store.index_snapshot import Streams
-from framework.store.records import stream_version_of
+from framework.store.records import stamp_of, stream_version_of
 
 logger = logging.getLogger("framework.store")
 
@@ -31,6 +31,7 @@ class PartitionIndex:
     """Stream id -> offsets (version ``i + 1`` at ``offsets[i]``) for one partition."""
 
     __slots__ = (
+        "last_stamp",
         "lock",
         "next_offset",
         "partition",
@@ -48,6 +49,9 @@ class PartitionIndex:
         self.streams: dict[str, array[int]] = {}
         #: The first offset not yet indexed.
         self.next_offset = 0
+        #: The Lamport stamp of the last event indexed (stamps grow along a
+        #: partition, so it is the largest): the next append stamps above it.
+        self.last_stamp = 0
         #: Guards ``streams`` and ``next_offset``; never held across a log append.
         self.lock = threading.Lock()
         self.snapshot_path = snapshot_path
@@ -73,6 +77,8 @@ class PartitionIndex:
         try:
             with self.lock:
                 self.catch_up(log)
+                if not self.last_stamp and self.next_offset:
+                    self._learn_last_stamp(log)
         except CorruptLogError as exc:
             # The records after the snapshot contradict it: start from the log.
             self.streams, self.next_offset, self.unsaved = {}, 0, 0
@@ -136,16 +142,38 @@ class PartitionIndex:
             )
             if not records:
                 return
+            last = None
             for record in records:
                 if record.key is None and is_void(record):
                     continue  # an offset of a transaction that never committed
                 stream_id, version = stream_version_of(record)
                 self.add(stream_id, version, record.offset)
+                last = record
+            if last is not None:
+                self.last_stamp = stamp_of(last)
             self.next_offset = records[-1].offset + 1
             self.save_if_due()
 
+    def _learn_last_stamp(self, log: Log) -> None:
+        """Read the stamp of the last event before ``next_offset`` (the snapshot
+        does not keep it)."""
+        end = self.next_offset
+        while end > log.start_offset(self.topic, self.partition):
+            start = max(end - 64, log.start_offset(self.topic, self.partition))
+            records = log.read(self.topic, self.partition, start, end - start)
+            for record in reversed(records):
+                if not is_void(record):
+                    self.last_stamp = stamp_of(record)
+                    return
+            end = start
+
     def add_appended(
-        self, stream_id: str, first_version: int, first_offset: int, last_offset: int
+        self,
+        stream_id: str,
+        first_version: int,
+        first_offset: int,
+        last_offset: int,
+        last_stamp: int,
     ) -> None:
         """Index the events of one append, versions ``first_version...`` at offsets
         ``first_offset..last_offset``, the next offsets to index. Call with ``lock``
@@ -163,6 +191,7 @@ class PartitionIndex:
         # (``snapshot_due``), never here: this runs before the batch's fsync.
         self.unsaved += last_offset + 1 - first_offset
         self.next_offset = last_offset + 1
+        self.last_stamp = last_stamp
 
     def add(self, stream_id: str, version: int, offset: int) -> None:
         offsets = self.streams.get(stream_id)

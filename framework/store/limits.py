@@ -29,6 +29,9 @@ MAX_EVENT_VERSION = 65_535
 MAX_STREAM_VERSION = 2**31 - 1
 #: Event timestamps are UTC milliseconds from 1970-01-01 to the end of year 9999.
 MAX_TIMESTAMP_MS = 253_402_300_799_999
+#: Lamport stamps: far below the 64 bits they are stored in, so that a partition
+#: can count on from the largest for as long as anyone appends.
+MAX_STAMP = 2**62
 #: An event's encoded payload is at most this many bytes (16 MiB).
 MAX_EVENT_DATA_BYTES = 16 * 1024 * 1024
 #: User headers per event, and the size of each name and value (UTF-8 bytes).
@@ -160,7 +163,8 @@ def _check_event(stream_id: str, event: NewEvent) -> None:
     # The usual event, in one expression over its unpacked fields: this runs once
     # per single-event save, and so costs a quarter less than the walk below,
     # which names what is wrong.
-    event_id, name, version, data, timestamp, correlation, causation, headers = event
+    (event_id, name, version, data, timestamp, correlation, causation, headers,
+     stamp) = event  # fmt: skip
     if (
         name in _valid_names
         and type(event_id) is _UUID
@@ -179,6 +183,8 @@ def _check_event(stream_id: str, event: NewEvent) -> None:
         and len(causation) <= MAX_ID_BYTES
         and "\x00" not in causation
         and not headers
+        and type(stamp) is int
+        and 0 <= stamp <= MAX_STAMP
     ):
         return
     _check_event_closely(stream_id, event)
@@ -212,6 +218,13 @@ def _check_event_closely(stream_id: str, event: NewEvent) -> None:
             "timestamp",
             f"got {timestamp!r}; timestamps are whole UTC milliseconds from 0 "
             f"(1970-01-01) to {MAX_TIMESTAMP_MS:,} (the end of year 9999)",
+            stream_id=stream_id,
+        )
+    stamp = event.stamp
+    if type(stamp) is not int or not 0 <= stamp <= MAX_STAMP:
+        raise StoreInputError(
+            "stamp",
+            f"got {stamp!r}; a Lamport stamp is a whole number from 0 to {MAX_STAMP:,}",
             stream_id=stream_id,
         )
     data = event.data

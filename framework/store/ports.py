@@ -20,6 +20,18 @@ class StreamAppend:
     expected_version: int | None
 
 
+class Sequencer(Protocol):
+    """An external source of increasing numbers (a PostgreSQL sequence, say): an
+    event store stamps events above the number it hands out, so that the stamps
+    order all events, in every partition, as the sequencer handed them out."""
+
+    def next_stamp(self) -> int:
+        """A number larger than every number handed out before."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class EventStore(Protocol):
     """Streams of versioned events; a stream lives in the partition of its id.
 
@@ -64,9 +76,9 @@ class EventStore(Protocol):
 
     def read_stream_data(
         self, stream_id: str, *, to_version: int | None = None
-    ) -> list[tuple[str, int, bytes]]:
+    ) -> list[tuple[str, int, bytes, int]]:
         """What replaying an aggregate needs and no more: each event's (name,
-        schema version, data) for versions ``1..to_version``, in order."""
+        schema version, data, stamp) for versions ``1..to_version``, in order."""
         ...
 
     def read_partition(

@@ -1,10 +1,10 @@
 """How an event sits in a log record: key = stream id, value = the encoded payload,
-and the metadata packed into one ``$e`` header (user headers follow it).
+and the metadata packed into one ``$m`` header (user headers follow it).
 
 One packed header rather than one header per field: replay decodes a header tuple
 and its name per header, and this halves the store's cost per event. Records in the
-older layout (one ``$``-header per field, as the PostgreSQL log still presents its
-native rows) are read too.
+older layouts are read too: the ``$e`` header (the same without the Lamport stamp,
+which reads as 0) and one ``$``-header per field.
 """
 
 from __future__ import annotations
@@ -19,12 +19,22 @@ from framework.errors import CorruptLogError
 from framework.log.records import Headers, LogRecord, Record, is_void
 from framework.store.events import NewEvent, StoredEvent
 
-#: The packed metadata header: stream version (u32), schema version (u16), event id
-#: (16 bytes), then name, correlation id and causation id, each a u16 length and
-#: UTF-8 bytes.
-META = "$e"
-_FIXED = struct.Struct("<IH16s")
-_LENGTH = struct.Struct("<H")
+#: The packed metadata header: stream version (u32), schema version (u16), Lamport
+#: stamp (u64), event id (16 bytes), then name, correlation id and causation id,
+#: each a u16 length and UTF-8 bytes. Big-endian, as PostgreSQL's ``int4send`` and
+#: ``int8send`` write numbers: its append statements write the stream version and
+#: the stamp into the header, which they learn only under the partition's lock.
+META = "$m"
+_FIXED = struct.Struct(">IHQ16s")
+#: The same without the stamp, as events were written before stamps.
+META_UNSTAMPED = "$e"
+_FIXED_UNSTAMPED = struct.Struct("<IH16s")
+#: Where the stamp and the event id sit in a ``$m`` value.
+STAMP_AT = 6
+_STAMP = struct.Struct(">Q")
+_ID_AT = 14
+_LENGTH = struct.Struct(">H")
+_LENGTH_UNSTAMPED = struct.Struct("<H")
 _MAX_TEXT = 0xFFFF
 #: Packers of the whole ``$e`` header by the lengths of its three texts, and how many
 #: are kept before starting over.
@@ -45,8 +55,8 @@ CORRELATION = "$corr"
 CAUSATION = "$caus"
 
 
-def pack_meta(stream_version: int, event: NewEvent) -> bytes:
-    """The ``$e`` header's value; ``ValueError`` (before anything is written) if a
+def pack_meta(stream_version: int, event: NewEvent, stamp: int) -> bytes:
+    """The ``$m`` header's value; ``ValueError`` (before anything is written) if a
     field does not fit."""
     name = event.name.encode()
     correlation = event.correlation_id.encode()
@@ -57,6 +67,7 @@ def pack_meta(stream_version: int, event: NewEvent) -> bytes:
         return packer.pack(
             stream_version,
             event.version,
+            stamp,
             event.event_id.bytes,
             lengths[0],
             name,
@@ -77,8 +88,8 @@ def pack_meta(stream_version: int, event: NewEvent) -> bytes:
                     f"got {len(raw)}"
                 ) from None
         raise ValueError(
-            f"an event's version must fit 16 bits and its stream version 32 bits; "
-            f"got {event.version} and {stream_version}"
+            f"an event's version must fit 16 bits, its stream version 32 bits and "
+            f"its stamp 64 bits; got {event.version}, {stream_version} and {stamp}"
         ) from None
 
 
@@ -88,13 +99,15 @@ def _meta_packer(lengths: tuple[int, int, int]) -> struct.Struct:
         _meta_packers.clear()
     name, correlation, causation = lengths
     packer = _meta_packers[lengths] = struct.Struct(
-        f"<IH16sH{name}sH{correlation}sH{causation}s"
+        f">IHQ16sH{name}sH{correlation}sH{causation}s"
     )
     return packer
 
 
-def to_record(stream_key: bytes, stream_version: int, event: NewEvent) -> Record:
-    meta = (META, pack_meta(stream_version, event))
+def to_record(
+    stream_key: bytes, stream_version: int, event: NewEvent, stamp: int
+) -> Record:
+    meta = (META, pack_meta(stream_version, event, stamp))
     user = event.headers
     # In Record's field order (_new_tuple).
     return _new_tuple(
@@ -109,17 +122,20 @@ def to_record(stream_key: bytes, stream_version: int, event: NewEvent) -> Record
 
 
 def to_records(
-    stream_key: bytes, first_version: int, events: Sequence[NewEvent]
+    stream_key: bytes, first_version: int, events: Sequence[NewEvent], first_stamp: int
 ) -> list[Record]:
-    """``to_record`` for successive events of one stream: what they share (the
-    name, the correlation and causation ids of one command) is encoded once."""
+    """``to_record`` for successive events of one stream, stamped ``first_stamp``
+    on: what they share (the name, the correlation and causation ids of one
+    command) is encoded once."""
     records: list[Record] = []
     add = records.append
     texts: tuple[str, str, str] | None = None
     pack = _FIXED.pack  # replaced below before use
     name = correlation = causation = b""
     name_length = correlation_length = causation_length = 0
+    stamp = first_stamp - 1
     for version, event in enumerate(events, first_version):
+        stamp += 1
         event_texts = (event.name, event.correlation_id, event.causation_id)
         if event_texts != texts:
             texts = event_texts
@@ -135,6 +151,7 @@ def to_records(
                 pack(
                     version,
                     event.version,
+                    stamp,
                     event.event_id.bytes,
                     name_length,
                     name,
@@ -145,7 +162,7 @@ def to_records(
                 ),
             )
         except struct.error:
-            pack_meta(version, event)  # raises the ValueError that names the field
+            pack_meta(version, event, stamp)  # raises the ValueError naming the field
             raise
         user = event.headers
         add(
@@ -180,12 +197,27 @@ def stream_version_of(record: LogRecord) -> tuple[str, int]:
     name, value = headers[0]
     if name == META:
         return record.key.decode(), _FIXED.unpack_from(value)[0]
+    if name == META_UNSTAMPED:
+        return record.key.decode(), _FIXED_UNSTAMPED.unpack_from(value)[0]
     if name == VERSION:
         return record.key.decode(), int(value)
     raise _corrupt(record, "no metadata header first")
 
 
+def stamp_of(record: LogRecord) -> int:
+    """The Lamport stamp of an event-store record: 0 for one written before
+    stamps (or a void record)."""
+    headers = record.headers
+    if headers and headers[0][0] == META:
+        try:
+            return int(_STAMP.unpack_from(headers[0][1], STAMP_AT)[0])
+        except struct.error:
+            raise _corrupt(record, "its metadata header is too short") from None
+    return 0
+
+
 _unpack_length = _LENGTH.unpack_from
+_unpack_length_unstamped = _LENGTH_UNSTAMPED.unpack_from
 #: Shared by every event without user headers, so it must not be changeable.
 _NONE: Mapping[str, str] = MappingProxyType({})
 
@@ -200,6 +232,7 @@ _set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 #: for: ids and names come in few lengths, so one ``unpack`` reads a header.
 _MetaParser = tuple[Callable[[bytes], tuple[Any, ...]], int, int, int]
 _meta_parsers: dict[int, _MetaParser] = {}
+_unstamped_parsers: dict[int, _MetaParser] = {}
 
 
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
@@ -216,6 +249,8 @@ def uuid_from_bytes(raw: bytes) -> uuid.UUID:
 def event_id_of(record: LogRecord) -> uuid.UUID:
     for name, value in record.headers:
         if name == META:
+            return uuid_from_bytes(value[_ID_AT : _ID_AT + 16])
+        if name == META_UNSTAMPED:
             return uuid_from_bytes(value[6:22])
         if name == EVENT_ID:
             return uuid_from_bytes(value)
@@ -223,23 +258,41 @@ def event_id_of(record: LogRecord) -> uuid.UUID:
 
 
 def _meta_parser(meta: bytes) -> _MetaParser:
-    """The parser for ``$e`` values laid out as ``meta`` is, read field by field;
+    """The parser for ``$m`` values laid out as ``meta`` is, read field by field;
     ``struct.error`` if its texts do not fill it exactly."""
-    at = _FIXED.size
-    lengths = []
-    for _ in range(3):
-        (length,) = _unpack_length(meta, at)
-        lengths.append(length)
-        at += _LENGTH.size + length
-    if at != len(meta):
-        raise struct.error(f"the texts end at byte {at} of {len(meta)}")
-    texts = (lengths[0], lengths[1], lengths[2])
+    texts, at = _texts(meta, _FIXED.size, _unpack_length)
     # The packer's format is the parser's: one cache serves writes and reads.
     packer = _meta_packers.get(texts) or _meta_packer(texts)
     if len(_meta_parsers) >= _PACKERS_KEPT:
         _meta_parsers.clear()
     parser = _meta_parsers[at] = (packer.unpack, *texts)
     return parser
+
+
+def _unstamped_parser(meta: bytes) -> _MetaParser:
+    """``_meta_parser`` for ``$e`` values (no stamp)."""
+    texts, at = _texts(meta, _FIXED_UNSTAMPED.size, _unpack_length_unstamped)
+    name, correlation, causation = texts
+    if len(_unstamped_parsers) >= _PACKERS_KEPT:
+        _unstamped_parsers.clear()
+    unpack = struct.Struct(f"<IH16sH{name}sH{correlation}sH{causation}s").unpack
+    parser = _unstamped_parsers[at] = (unpack, *texts)
+    return parser
+
+
+def _texts(
+    meta: bytes, at: int, unpack_length: Callable[[bytes, int], tuple[int]]
+) -> tuple[tuple[int, int, int], int]:
+    """The lengths of the three texts after the fixed fields, and where they end
+    (the value's length, else ``struct.error``)."""
+    lengths = []
+    for _ in range(3):
+        (length,) = unpack_length(meta, at)
+        lengths.append(length)
+        at += 2 + length
+    if at != len(meta):
+        raise struct.error(f"the texts end at byte {at} of {len(meta)}")
+    return (lengths[0], lengths[1], lengths[2]), at
 
 
 def to_stored(record: LogRecord) -> StoredEvent:
@@ -276,20 +329,32 @@ def to_stored_all(records: Sequence[LogRecord]) -> list[StoredEvent]:
                 add(_to_stored_other(record))
             continue
         first, meta = headers[0]
-        if first != META:
-            add(_to_stored_other(record))
-            continue
         try:
-            unpack, name_length, correlation_length, causation_length = parsers_get(
-                len(meta)
-            ) or _meta_parser(meta)
-            (version, schema_version, raw_id, n, name, c, correlation, k,
-             causation) = unpack(meta)  # fmt: skip
-            # Another layout of the same length: the lengths read tell.
-            if n != name_length or c != correlation_length or k != causation_length:
-                unpack, *_ = _meta_parser(meta)
+            if first == META:
+                unpack, name_length, correlation_length, causation_length = parsers_get(
+                    len(meta)
+                ) or _meta_parser(meta)
+                (version, schema_version, stamp, raw_id, n, name, c, correlation,
+                 k, causation) = unpack(meta)  # fmt: skip
+                # Another layout of the same length: the lengths read tell.
+                if n != name_length or c != correlation_length or k != causation_length:
+                    unpack, *_ = _meta_parser(meta)
+                    (version, schema_version, stamp, raw_id, n, name, c,
+                     correlation, k, causation) = unpack(meta)  # fmt: skip
+            elif first == META_UNSTAMPED:
+                unpack, *_ = _unstamped_parsers.get(len(meta)) or _unstamped_parser(
+                    meta
+                )
                 (version, schema_version, raw_id, n, name, c, correlation, k,
                  causation) = unpack(meta)  # fmt: skip
+                if len(name) != n or len(correlation) != c or len(causation) != k:
+                    unpack, *_ = _unstamped_parser(meta)
+                    (version, schema_version, raw_id, n, name, c, correlation, k,
+                     causation) = unpack(meta)  # fmt: skip
+                stamp = 0
+            else:
+                add(_to_stored_other(record))
+                continue
             event_id = new_uuid(uuid_class)
             set_int(event_id, from_bytes(raw_id, "big"))
             set_is_safe(event_id, unknown)
@@ -311,6 +376,7 @@ def to_stored_all(records: Sequence[LogRecord]) -> list[StoredEvent]:
                         correlation.decode(),
                         causation.decode(),
                         none if len(headers) == 1 else _user_headers(headers),
+                        stamp,
                         partition,
                         offset,
                     ),
@@ -353,6 +419,7 @@ def _to_stored_any_order(record: LogRecord, key: bytes) -> StoredEvent:
             correlation_id=meta[CORRELATION].decode(),
             causation_id=meta[CAUSATION].decode(),
             headers=user,
+            stamp=0,
             partition=record.partition,
             offset=record.offset,
         )

@@ -249,7 +249,11 @@ class EventStoreContract:
         store.append("s", events[:2], expected_version=0)
         store.append("other", [new_event()], expected_version=0)
         store.append("s", events[2:], expected_version=2)
-        expected = [(e.name, e.version, e.data) for e in events]
+        stored = store.read_stream("s")
+        expected = [
+            (e.name, e.version, e.data, s.stamp)
+            for e, s in zip(events, stored, strict=False)
+        ]
         assert store.read_stream_data("s") == expected
         assert store.read_stream_data("s", to_version=3) == expected[:3]
         assert store.read_stream_data("missing") == []

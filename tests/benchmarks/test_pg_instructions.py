@@ -28,5 +28,9 @@ def test_the_counted_statements_run_and_append_gaplessly(schema: str) -> None:
                 offsets += cursor.fetchall()
         conn.execute("DEALLOCATE ALL")
     # Sixteen new streams over eight partitions: offsets 0 and 1 of each (a new
-    # stream's single event is its version 1, so only the offset comes back).
-    assert sorted(offsets) == sorted([(offset,) for offset in (0, 1) for _ in range(8)])
+    # stream's single event is its version 1, so its offset and stamp come back).
+    assert sorted(o for o, _ in offsets) == sorted(
+        offset for offset in (0, 1) for _ in range(8)
+    )
+    stamps = [stamp for _, stamp in offsets]
+    assert len(set(stamps)) == 16  # one from the sequence each

@@ -62,6 +62,7 @@ def _stored(partition: int = 2, offset: int = 9) -> StoredEvent:
         correlation_id="corr",
         causation_id="caus",
         headers={"h": "v"},
+        stamp=41,
         partition=partition,
         offset=offset,
     )
@@ -89,6 +90,7 @@ class Reordered(NamedTuple):
     causation_id: str
     correlation_id: str
     headers: dict[str, str]
+    stamp: int
     partition: int
     offset: int
 
@@ -100,8 +102,10 @@ def test_reading_a_stored_event_of_another_field_order_is_refused() -> None:
         reader.envelope(reordered)
 
 
-def test_an_envelope_at_a_position_changes_only_its_partition_and_offset() -> None:
+def test_an_envelope_at_a_position_changes_only_its_stamp_partition_and_offset() -> (
+    None
+):
     envelope = EnvelopeDecoder(JsonEventCodec(registry), "events").envelope(_stored())
-    placed = envelope_at(envelope, 5, 77)
+    placed = envelope_at(envelope, 12, 5, 77)
     assert type(placed) is EventEnvelope
-    assert placed == envelope._replace(partition=5, offset=77)
+    assert placed == envelope._replace(stamp=12, partition=5, offset=77)

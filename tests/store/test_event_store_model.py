@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -88,15 +89,19 @@ class EventStoreModel(RuleBasedStateMachine):
             assert [e.stream_version for e in stored] == list(range(1, len(ids) + 1))
             assert self.store.stream_version(stream) == len(ids)
             assert self.store.read_stream_data(stream) == [
-                (e.name, e.version, e.data) for e in stored
+                (e.name, e.version, e.data, e.stamp) for e in stored
             ]
 
     @invariant()
     def partitions_are_contiguous(self) -> None:
         total = 0
         for partition in range(self.store.partitions):
-            offsets = [e.offset for e in self.store.iter_partition(partition)]
+            events = list(self.store.iter_partition(partition))
+            offsets = [e.offset for e in events]
             assert offsets == list(range(len(offsets)))
+            # Lamport stamps only grow along a partition.
+            stamps = [e.stamp for e in events]
+            assert all(a < b for a, b in itertools.pairwise(stamps))
             total += len(offsets)
         assert total == sum(len(ids) for ids in self.model.values())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 
 import pytest
@@ -19,6 +20,7 @@ from framework.store.records import (
     SCHEMA_VERSION,
     VERSION,
     event_id_of,
+    stamp_of,
     stream_version_of,
     to_record,
     to_records,
@@ -48,20 +50,23 @@ def new_events(texts: st.SearchStrategy[str]) -> st.SearchStrategy[NewEvent]:
 events = new_events(text)
 
 
-def stored_record(stream: str, version: int, event: NewEvent) -> LogRecord:
-    record = to_record(stream.encode(), version, event)
+def stored_record(
+    stream: str, version: int, event: NewEvent, stamp: int = 0
+) -> LogRecord:
+    record = to_record(stream.encode(), version, event, stamp)
     return LogRecord(
         "events", 3, 17, event.timestamp_ms, record.key, record.value, record.headers
     )
 
 
-@given(text.filter(bool), st.integers(1, 2**32 - 1), events)
+@given(text.filter(bool), st.integers(1, 2**32 - 1), events, st.integers(0, 2**62))
 def test_every_field_of_an_event_round_trips(
-    stream: str, version: int, event: NewEvent
+    stream: str, version: int, event: NewEvent, stamp: int
 ) -> None:
-    record = stored_record(stream, version, event)
+    record = stored_record(stream, version, event, stamp)
     stored = to_stored(record)
     assert (stored.stream_id, stored.stream_version) == (stream, version)
+    assert stored.stamp == stamp_of(record) == stamp
     assert (stored.event_id, stored.name, stored.version, stored.data) == (
         event.event_id,
         event.name,
@@ -125,7 +130,7 @@ def test_a_name_too_long_to_store_is_refused_before_writing() -> None:
         causation_id="c",
     )
     with pytest.raises(ValueError, match="name is at most 65535 bytes"):
-        to_record(b"s", 1, event)
+        to_record(b"s", 1, event, 1)
 
 
 def test_damaged_metadata_is_a_corrupt_log_error() -> None:
@@ -164,8 +169,8 @@ def test_records_for_a_run_of_events_equal_one_record_per_event(
     stream: str, first: int, batch: list[NewEvent]
 ) -> None:
     key = stream.encode()
-    assert to_records(key, first, batch) == [
-        to_record(key, version, event) for version, event in enumerate(batch, first)
+    assert to_records(key, first, batch, first * 3) == [
+        to_record(key, first + i, event, first * 3 + i) for i, event in enumerate(batch)
     ]
 
 
@@ -173,6 +178,47 @@ def test_records_for_a_run_name_the_field_that_does_not_fit() -> None:
     fits = NewEvent(uuid.uuid4(), "a", 1, b"{}", 0, "c", "c", {})
     too_long = NewEvent(uuid.uuid4(), "a" * 70_000, 1, b"{}", 0, "c", "c", {})
     with pytest.raises(ValueError, match="name is at most 65535 bytes"):
-        to_records(b"s", 1, [fits, too_long])
+        to_records(b"s", 1, [fits, too_long], 1)
     with pytest.raises(ValueError, match="stream version 32 bits"):
-        to_records(b"s", 2**32 - 1, [fits, fits])
+        to_records(b"s", 2**32 - 1, [fits, fits], 1)
+
+
+@given(text.filter(bool), st.integers(1, 2**32 - 1), events)
+def test_an_event_in_the_layout_before_stamps_reads_with_stamp_zero(
+    stream: str, version: int, event: NewEvent
+) -> None:
+    """Events written before stamps carry a ``$e`` header: the same fields but
+    the stamp; they read back whole, stamped 0."""
+    texts = [t.encode() for t in (event.name, event.correlation_id, event.causation_id)]
+    layout = "<IH16s" + "".join(f"H{len(t)}s" for t in texts)
+    meta = struct.pack(
+        layout,
+        version,
+        event.version,
+        event.event_id.bytes,
+        *(part for t in texts for part in (len(t), t)),
+    )
+    user = tuple((n, v.encode()) for n, v in event.headers.items())
+    record = LogRecord(
+        "events", 3, 17, event.timestamp_ms, stream.encode(), event.data,
+        (("$e", meta), *user),
+    )  # fmt: skip
+    stored = to_stored(record)
+    assert stored.stamp == stamp_of(record) == 0
+    assert stream_version_of(record) == (stream, version)
+    assert event_id_of(record) == event.event_id
+    assert (
+        stored.event_id,
+        stored.name,
+        stored.version,
+        stored.correlation_id,
+        stored.causation_id,
+        dict(stored.headers),
+    ) == (
+        event.event_id,
+        event.name,
+        event.version,
+        event.correlation_id,
+        event.causation_id,
+        dict(event.headers),
+    )

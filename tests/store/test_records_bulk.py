@@ -40,7 +40,7 @@ events = st.builds(
 
 
 def stored_record(offset: int, event: NewEvent) -> LogRecord:
-    record = to_record(b"s", offset + 1, event)
+    record = to_record(b"s", offset + 1, event, offset + 1)
     return LogRecord(
         "events",
         2,
@@ -102,7 +102,7 @@ def test_layouts_of_one_length_with_other_text_lengths_are_told_apart() -> None:
     # read the second.
     first = NewEvent(uuid.uuid4(), "ab", 1, b"{}", 5, "cd", "ef")
     second = NewEvent(uuid.uuid4(), "abcd", 1, b"{}", 5, "", "ef")
-    assert len(pack_meta(1, first)) == len(pack_meta(1, second))
+    assert len(pack_meta(1, first, 1)) == len(pack_meta(1, second, 1))
     records._meta_parsers.clear()
     batch = [stored_record(i, e) for i, e in enumerate([first, second, first])]
     got = [(s.name, s.correlation_id, s.causation_id) for s in to_stored_all(batch)]
@@ -124,9 +124,9 @@ def with_meta(meta: bytes, key: bytes = b"s") -> LogRecord:
 @pytest.mark.parametrize(
     "meta",
     [
-        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"))[:-1],
-        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d")) + b"x",
-        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d")).replace(
+        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"), 1)[:-1],
+        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"), 1) + b"x",
+        pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"), 1).replace(
             b"a.B", b"a\xffB"
         ),
         struct.pack("<IH16s", 1, 1, bytes(16)),
@@ -144,7 +144,7 @@ def test_damaged_packed_metadata_is_a_corrupt_log_error_naming_the_record(
 
 
 def test_a_stream_key_or_user_header_not_in_utf8_is_a_corrupt_log_error() -> None:
-    meta = pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"))
+    meta = pack_meta(1, NewEvent(uuid.uuid4(), "a.B", 1, b"", 0, "c", "d"), 1)
     with pytest.raises(CorruptLogError, match="offset 9"):
         to_stored_all([with_meta(meta, key=b"\xff")])
     record = LogRecord("events", 1, 9, 1, b"s", b"{}", ((META, meta), ("h", b"\xff")))

@@ -18,7 +18,7 @@ def event_named(name: str) -> NewEvent:
 def test_more_text_lengths_than_packers_kept_all_round_trip() -> None:
     for length in range(records._PACKERS_KEPT + 50):
         event = event_named("n" * length)
-        record = to_record(b"s", 7, event)
+        record = to_record(b"s", 7, event, 9)
         stored = to_stored(
             LogRecord("events", 0, 5, 1, record.key, record.value, record.headers)
         )
@@ -29,6 +29,6 @@ def test_more_text_lengths_than_packers_kept_all_round_trip() -> None:
 
 def test_a_kept_packer_and_a_fresh_one_give_the_same_bytes() -> None:
     event = event_named("ledger.AccountOpened")
-    first = pack_meta(3, event)
+    first = pack_meta(3, event, 5)
     records._meta_packers.clear()
-    assert pack_meta(3, event) == first
+    assert pack_meta(3, event, 5) == first

@@ -18,7 +18,7 @@ from framework.log.records import Record
 from framework.store.backends.postgres import PostgresEventStore
 from framework.store.backends.postgres import store as pg_store
 from framework.store.events import NewEvent
-from framework.store.records import to_records, to_stored_all
+from framework.store.records import to_record, to_stored_all
 from framework.testing.store_contract import new_event
 from tests.conftest import database_url
 from tests.postgres.fixtures import Closer
@@ -56,6 +56,7 @@ _events = st.builds(
     correlation_id=_text,
     causation_id=_text,
     headers=st.dictionaries(_text.filter(bool), _text, max_size=3),
+    stamp=st.integers(0, 2**40),
 )
 #: Appends to one stream: (events, give the expected version?).
 _appends = st.lists(
@@ -87,11 +88,22 @@ def test_every_append_path_writes_the_records_log_event_store_lays_out(
         written += events
     # Single, multi-event and COPY appends, with and without an expected version
     # (whose versions the server writes into the headers): all one layout.
-    assert _log_view(store, stream) == to_records(stream.encode(), 1, written)
     stored = store.read_stream(stream)
+    stamps = [e.stamp for e in stored]
+    # The server stamps each append above the partition's last.
+    assert stamps == sorted(set(stamps))
+    assert all(stamp > 0 for stamp in stamps)
+    key = stream.encode()
+    assert _log_view(store, stream) == [
+        to_record(key, version, event, stamp)
+        for version, (event, stamp) in enumerate(zip(written, stamps, strict=True), 1)
+    ]
     partition = store.log.read("events", store.partition_of(stream), 0)
     assert [e for e in to_stored_all(partition) if e.stream_id == stream] == stored
-    replayed = [(e.name, e.version, e.data) for e in written]
+    replayed = [
+        (e.name, e.version, e.data, stamp)
+        for e, stamp in zip(written, stamps, strict=True)
+    ]
     assert store.read_stream_data(stream) == replayed
 
 

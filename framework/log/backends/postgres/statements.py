@@ -34,16 +34,18 @@ def take_offsets(
     count: sql.Composable,
     guard: sql.Composable = NOTHING,
     also: sql.Composable = NOTHING,
+    sets: sql.Composable = NOTHING,
 ) -> sql.Composed:
     """Take ``count`` offsets of a partition: lock its head row, move
-    ``next_offset`` on and return the first taken (``base``), then ``also``.
+    ``next_offset`` on (and set ``sets``, ``, column = ...``) and return the first
+    taken (``base``), then ``also``.
 
     The row lock is held to the commit, so a partition commits in offset order.
     ``guard`` (``AND ...``) is checked under the lock: when it fails, no row comes
     back and nothing is taken.
     """
     return sql.SQL(
-        "UPDATE {partitions} SET next_offset = next_offset + {count} "
+        "UPDATE {partitions} SET next_offset = next_offset + {count}{sets} "
         "WHERE topic_id = %(topic)s AND partition = %(partition)s{guard} "
         "RETURNING next_offset - {count} AS base{also}"
-    ).format(partitions=partitions, count=count, guard=guard, also=also)
+    ).format(partitions=partitions, count=count, guard=guard, also=also, sets=sets)

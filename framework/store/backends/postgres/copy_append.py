@@ -31,7 +31,7 @@ def copy_append(
     row = fetchone_on(cur.connection, statements.take[kind], params)
     if row is None:
         return None
-    first_offset, first_version = int(row[0]), int(row[1])
+    first_offset, first_version, first_stamp = int(row[0]), int(row[1]), int(row[2])
     partition = params["partition"]
     with cur.copy(statements.copy) as copy:
         copy.set_types(COPY_TYPES)
@@ -43,6 +43,7 @@ def copy_append(
             stream_id=append.stream_id,
             first_offset=first_offset,
             first_version=first_version,
+            first_stamp=first_stamp,
         ):
             write_row(values)
     n = len(events)
@@ -53,6 +54,8 @@ def copy_append(
         first_offset + n - 1,
         first_version,
         first_version + n - 1,
+        False,
+        first_stamp,
     )
 
 
@@ -64,10 +67,12 @@ def copy_rows(
     stream_id: str,
     first_offset: int,
     first_version: int,
+    first_stamp: int,
 ) -> Iterator[tuple[Any, ...]]:
-    """The rows of a COPY append of ``events`` from the offset and version taken."""
+    """The rows of a COPY append of ``events`` from the offset, version and stamp
+    taken."""
     key = stream_id.encode()
-    headers = events_headers(first_version, events)
+    headers = events_headers(first_version, events, first_stamp)
     for i, event in enumerate(events):
         yield (
             topic_id,

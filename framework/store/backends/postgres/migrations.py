@@ -55,7 +55,7 @@ MIGRATIONS = SubsystemMigrations(
         ),
         Migration(
             3,
-            "records: events in the log's record layout (key and $e header); "
+            "records: events in the log's record layout (key and $m header); "
             "unique (topic, key, version)",
             (
                 # Rows written before held their metadata in columns of their own,
@@ -66,7 +66,8 @@ MIGRATIONS = SubsystemMigrations(
                 # whole table (and rebuilds its indexes) under an ACCESS
                 # EXCLUSIVE lock: appends and reads wait until the migration
                 # commits. Refused first, naming the row, if a row cannot be
-                # written in the $e layout (limits the store has always checked).
+                # written in the $m layout (limits the store has always checked).
+                # Their Lamport stamp is 0: they were stored before stamps.
                 """DO $$
                 DECLARE bad record;
                 BEGIN
@@ -84,38 +85,29 @@ MIGRATIONS = SubsystemMigrations(
                     IF FOUND THEN
                         RAISE EXCEPTION 'records: the event at partition %, offset '
                             '% has a missing or oversized field and cannot be '
-                            'rewritten with an $e header; correct the row and '
+                            'rewritten with an $m header; correct the row and '
                             'migrate again', bad.partition, bad."offset";
                     END IF;
                 END $$""",
-                # Little-endian u16 and u32, and a u16-length-prefixed UTF-8
-                # text, as ``records.pack_meta`` packs them (int4send is
-                # big-endian). Dropped again below.
-                """CREATE FUNCTION {schema}.fw_migrate_le(value integer, size integer)
-                    RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
-                    SELECT CASE size
-                        WHEN 2 THEN substr(int4send(value), 4, 1)
-                            || substr(int4send(value), 3, 1)
-                        ELSE substr(int4send(value), 4, 1)
-                            || substr(int4send(value), 3, 1)
-                            || substr(int4send(value), 2, 1)
-                            || substr(int4send(value), 1, 1)
-                    END $$""",
+                # A u16-length-prefixed UTF-8 text, big-endian as
+                # ``records.pack_meta`` packs it (and int2send writes). Dropped
+                # again below.
                 """CREATE FUNCTION {schema}.fw_migrate_text(value text)
                     RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
-                    SELECT {schema}.fw_migrate_le(octet_length(raw), 2) || raw
+                    SELECT substr(int4send(octet_length(raw)), 3, 2) || raw
                     FROM (SELECT convert_to(value, 'UTF8') AS raw) AS t $$""",
-                # The headers column's framing of the $e header (u16 BE name
-                # length 2, the name "$e" = 0x2465, u32 BE value length), then
-                # its value: stream version, schema version, event id, name,
-                # correlation id, causation id.
+                # The headers column's framing of the $m header (u16 BE name
+                # length 2, the name "$m" = 0x246d, u32 BE value length), then
+                # its value: stream version, schema version, stamp (0), event id,
+                # name, correlation id, causation id.
                 """CREATE FUNCTION {schema}.fw_migrate_meta(
                         stream_version integer, event_version integer,
                         event_id uuid, name text, correlation text, causation text)
                     RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
-                    SELECT '\\x00022465'::bytea || int4send(octet_length(m)) || m
-                    FROM (SELECT {schema}.fw_migrate_le(stream_version, 4)
-                        || {schema}.fw_migrate_le(event_version, 2)
+                    SELECT '\\x0002246d'::bytea || int4send(octet_length(m)) || m
+                    FROM (SELECT int4send(stream_version)
+                        || substr(int4send(event_version), 3, 2)
+                        || '\\x0000000000000000'::bytea
                         || uuid_send(event_id)
                         || {schema}.fw_migrate_text(name)
                         || {schema}.fw_migrate_text(correlation)
@@ -131,7 +123,6 @@ MIGRATIONS = SubsystemMigrations(
                             causation_id) || coalesce(headers, ''::bytea) END""",
                 "DROP FUNCTION {schema}.fw_migrate_meta",
                 "DROP FUNCTION {schema}.fw_migrate_text",
-                "DROP FUNCTION {schema}.fw_migrate_le",
                 "DROP INDEX {schema}.records_stream_version",
                 """ALTER TABLE {schema}.records
                     DROP COLUMN stream_id,
@@ -144,6 +135,19 @@ MIGRATIONS = SubsystemMigrations(
                 """CREATE UNIQUE INDEX records_stream_version
                     ON {schema}.records (topic_id, key, stream_version)
                     WHERE stream_version IS NOT NULL""",
+            ),
+        ),
+        Migration(
+            4,
+            "partitions: the last Lamport stamp; the stamps sequence",
+            (
+                # Every append stamps its events above the partition's last stamp
+                # and the sequence's next value, under the head row's lock (not
+                # indexed, so the update stays HOT). Events stored before read as
+                # stamp 0.
+                "ALTER TABLE {schema}.partitions "
+                "ADD COLUMN last_stamp bigint NOT NULL DEFAULT 0",
+                "CREATE SEQUENCE {schema}.stamps",
             ),
         ),
     ),

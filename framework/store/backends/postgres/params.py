@@ -1,6 +1,6 @@
 """The parameters of the store's append statements, and the headers column of an
 event row: the log's header encoding of the records ``framework.store.records``
-lays out (the packed ``$e`` metadata, then the user headers)."""
+lays out (the packed ``$m`` metadata, then the user headers)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,21 @@ from framework.store.records import meta_struct, pack_meta
 _NOTHING = struct.Struct("")
 
 
-def event_headers(stream_version: int, event: NewEvent) -> bytes:
+def event_headers(stream_version: int, event: NewEvent, stamp: int = 0) -> bytes:
     """The headers column of ``event`` at ``stream_version``; ``ValueError``
-    (before anything is written) if a field does not fit the ``$e`` header."""
-    meta = pack_meta(stream_version, event)
+    (before anything is written) if a field does not fit the ``$m`` header. The
+    append statements write the stamp over ``stamp`` (it is decided under the
+    partition's head row)."""
+    meta = pack_meta(stream_version, event, stamp)
     framed = event_headers_prefix(len(meta)) + meta
     if event.headers:
         return framed + _user_headers(event.headers)
     return framed
 
 
-def events_headers(first_version: int, events: Sequence[NewEvent]) -> list[bytes]:
+def events_headers(
+    first_version: int, events: Sequence[NewEvent], first_stamp: int = 0
+) -> list[bytes]:
     """``event_headers`` of successive versions from ``first_version``, with what
     the events share (the name, the correlation and causation ids of one command)
     encoded once, as ``records.to_records`` does: a 100-event save builds a
@@ -38,7 +42,9 @@ def events_headers(first_version: int, events: Sequence[NewEvent]) -> list[bytes
     prefix = b""
     name = correlation = causation = b""
     name_length = correlation_length = causation_length = 0
+    stamp = first_stamp - 1
     for version, event in enumerate(events, first_version):
+        stamp += 1
         event_texts = (event.name, event.correlation_id, event.causation_id)
         if event_texts != texts:
             texts = event_texts
@@ -55,6 +61,7 @@ def events_headers(first_version: int, events: Sequence[NewEvent]) -> list[bytes
             framed = prefix + pack(
                 version,
                 event.version,
+                stamp,
                 event.event_id.bytes,
                 name_length,
                 name,
@@ -64,10 +71,18 @@ def events_headers(first_version: int, events: Sequence[NewEvent]) -> list[bytes
                 causation,
             )
         except struct.error:
-            pack_meta(version, event)  # raises the ValueError that names the field
+            pack_meta(version, event, stamp)  # raises the ValueError naming the field
             raise
         add(framed + _user_headers(event.headers) if event.headers else framed)
     return out
+
+
+def _floor(events: Sequence[NewEvent]) -> int:
+    """The least stamp the first event may get so that each gets at least its
+    own ``stamp`` (they are stamped one after another)."""
+    if len(events) == 1:
+        return events[0].stamp
+    return max(e.stamp - i for i, e in enumerate(events))
 
 
 def _user_headers(headers: Mapping[str, str]) -> bytes:
@@ -85,6 +100,7 @@ def head_params(
         "partition": partition,
         "expected": expected,
         "key": stream_id.encode(),
+        "stamp": 0,
     }
 
 
@@ -101,6 +117,8 @@ def append_params(
     and writes them over the ones packed here (from 0)."""
     params = head_params(topic_id, stream_id, expected, partition)
     first = 0 if expected is None else expected + 1
+    # The least first stamp: the statement raises it above the partition's last.
+    params["stamp"] = _floor(events)
     if len(events) == 1:
         # Scalars, not arrays: dumping one-element arrays costs more than the
         # insert on the fast path of single-event saves.

@@ -4,7 +4,7 @@ reports, and the columns a read row holds.
 
 A row is a log record (``framework.store.records`` lays the event out in it): the
 key is the stream id, the headers (the log's encoding,
-``framework.log.backends.postgres.headers``) hold the packed ``$e`` metadata
+``framework.log.backends.postgres.headers``) hold the packed ``$m`` metadata
 first, then the user headers.
 """
 
@@ -25,15 +25,17 @@ from framework.store.records import META, meta_struct
 #: topic, so that a row plus the topic is one.
 READ_COLUMNS = ("partition", '"offset"', "timestamp_ms", "key", "value", "headers")
 
-#: How the headers column starts on every event row: the ``$e`` header's name
+#: How the headers column starts on every event row: the ``$m`` header's name
 #: length and name (the value's length follows, big-endian u32).
 META_PREFIX = struct.pack(">H", len(META.encode())) + META.encode()
-#: After the prefix and the value's length: where the ``$e`` value starts.
+#: After the prefix and the value's length: where the ``$m`` value starts.
 META_VALUE_AT = len(META_PREFIX) + 4
-#: Inside the ``$e`` value (``records.pack_meta``): the schema version (u16 LE)
-#: after the stream version, and the name's length (u16 LE) after the event id.
+#: Inside the ``$m`` value (``records.pack_meta``, big-endian): the schema version
+#: (u16) after the stream version, the stamp (u64) after it, and the name's length
+#: (u16) after the event id.
 _SCHEMA_VERSION_AT = META_VALUE_AT + 4
-_NAME_LENGTH_AT = META_VALUE_AT + 4 + 2 + 16
+_STAMP_AT = META_VALUE_AT + 4 + 2
+_NAME_LENGTH_AT = META_VALUE_AT + 4 + 2 + 8 + 16
 _NAME_AT = _NAME_LENGTH_AT + 2
 _new_tuple = tuple.__new__
 #: Stands for "no headers" in every event read without any (read-only by type).
@@ -59,7 +61,7 @@ def _not_an_event(topic: str, partition: int, offset: int, why: str) -> CorruptL
 _Parser = tuple[Callable[[bytes, int], tuple[Any, ...]], int, int, int, int]
 _parsers: dict[bytes, _Parser] = {}
 _PARSERS_KEPT = 1024
-_unpack_u16 = struct.Struct("<H").unpack_from
+_unpack_u16 = struct.Struct(">H").unpack_from
 _new_object = object.__new__
 # UUID's two slots, set through their descriptors (as ``records.uuid_from_bytes``
 # does): an event id costs a quarter of ``uuid.UUID(bytes=...)``.
@@ -72,7 +74,7 @@ def _parser(headers: bytes) -> _Parser:
     """The parser for rows whose headers start as ``headers`` does, read field by
     field; ``ValueError`` if they do not start with a whole ``$e`` header."""
     if headers[:4] != META_PREFIX:
-        raise ValueError("no $e header first")
+        raise ValueError("no $m header first")
     end = META_VALUE_AT + int.from_bytes(headers[4:META_VALUE_AT], "big")
     at = _NAME_LENGTH_AT
     lengths = []
@@ -81,7 +83,7 @@ def _parser(headers: bytes) -> _Parser:
         lengths.append(length)
         at += 2 + length
     if at != end or end > len(headers):
-        raise ValueError(f"the $e header's texts end at byte {at}, its value at {end}")
+        raise ValueError(f"the $m header's texts end at byte {at}, its value at {end}")
     unpack = meta_struct(lengths[0], lengths[1], lengths[2]).unpack_from
     if len(_parsers) >= _PARSERS_KEPT:
         _parsers.clear()
@@ -120,13 +122,13 @@ def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEve
             unpack, name_length, correlation_length, causation_length, end = get(
                 headers[:value_at]
             ) or _parser(headers)
-            (version, schema_version, raw_id, n, name, c, correlation, k,
+            (version, schema_version, stamp, raw_id, n, name, c, correlation, k,
              causation) = unpack(headers, value_at)  # fmt: skip
             # Another layout of the same length: the lengths read tell.
             if n != name_length or c != correlation_length or k != causation_length:
                 unpack, *_, end = _parser(headers)
-                (version, schema_version, raw_id, n, name, c, correlation, k,
-                 causation) = unpack(headers, value_at)  # fmt: skip
+                (version, schema_version, stamp, raw_id, n, name, c, correlation,
+                 k, causation) = unpack(headers, value_at)  # fmt: skip
             event_id = new_uuid(uuid_class)
             set_int(event_id, from_bytes(raw_id, "big"))
             set_is_safe(event_id, unknown)
@@ -160,6 +162,7 @@ def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEve
                         none
                         if len(headers) == end
                         else decode_user_headers(headers[end:]),
+                        stamp,
                         partition,
                         offset,
                     ),
@@ -183,26 +186,29 @@ def stored_event(topic: str, row: tuple[Any, ...]) -> StoredEvent:
 
 def stream_data(
     stream_id: str, rows: Sequence[tuple[Any, ...]]
-) -> list[tuple[str, int, bytes]]:
-    """Replay rows (headers, value) as (name, schema version, data): the two
+) -> list[tuple[str, int, bytes, int]]:
+    """Replay rows (headers, value) as (name, schema version, data, stamp): the
     fields are read where ``records.pack_meta`` puts them, nothing else is."""
-    out: list[tuple[str, int, bytes]] = []
+    out: list[tuple[str, int, bytes, int]] = []
     add = out.append
     name_at = _NAME_AT
+    stamp_at = _STAMP_AT
+    from_bytes = int.from_bytes
     try:
         for headers, value in rows:
             if headers[:4] != META_PREFIX:
-                raise ValueError("no $e header first")
+                raise ValueError("no $m header first")
             name_end = name_at + (
-                headers[_NAME_LENGTH_AT] | headers[_NAME_LENGTH_AT + 1] << 8
+                headers[_NAME_LENGTH_AT] << 8 | headers[_NAME_LENGTH_AT + 1]
             )
             if name_end > len(headers):
-                raise ValueError("the $e header ends inside the event name")
+                raise ValueError("the $m header ends inside the event name")
             add(
                 (
                     headers[name_at:name_end].decode(),
-                    headers[_SCHEMA_VERSION_AT] | headers[_SCHEMA_VERSION_AT + 1] << 8,
+                    headers[_SCHEMA_VERSION_AT] << 8 | headers[_SCHEMA_VERSION_AT + 1],
                     value,
+                    from_bytes(headers[stamp_at : stamp_at + 8], "big"),
                 )
             )
     except (TypeError, IndexError, ValueError) as exc:
@@ -221,8 +227,9 @@ def appended_by(
     partition: int,
     row: Sequence[Any],
 ) -> Appended:
-    """What an append statement's ``row`` says it wrote: its first offset, and its
-    first version when no version was expected (else the one after it)."""
+    """What an append statement's ``row`` says it wrote: its first offset, its
+    first version when no version was expected (else the one after it), and its
+    first stamp (last)."""
     n = len(events)
     first_offset = int(row[0])
     first_version = int(row[1]) if expected is None else expected + 1
@@ -234,4 +241,6 @@ def appended_by(
         first_offset + n - 1,
         first_version,
         first_version + n - 1,
+        False,
+        int(row[-1]),
     )

@@ -39,6 +39,7 @@ APPEND_TYPES = {
     "data": BYTEA,
     "headers": BYTEA,
     "id": UUID,
+    "stamp": INT8,
 }
 #: The parameter types of the multi-event append: the events' fields as arrays.
 APPEND_MANY_TYPES = {
@@ -67,9 +68,16 @@ COPY_TYPES = (
 )
 #: The columns of a full read, in the order ``rows.stored_events`` unpacks them.
 EVENT_COLUMNS = sql.SQL(", ".join(READ_COLUMNS))
-#: Where the stream version sits in a row's headers, counted from 1 as SQL does:
-#: the ``$e`` value's first field.
+#: Where the stream version and the stamp sit in a row's headers, counted from 1
+#: as SQL does: the ``$m`` value's first and third fields.
 _VERSION_AT = META_VALUE_AT + 1
+_STAMP_AT = META_VALUE_AT + 1 + 4 + 2
+
+
+def stamp_from_text(raw: bytes) -> int:
+    """A stamp returned as the header's eight bytes, in bytea's text form
+    (``\\x`` and 16 hex digits, big-endian)."""
+    return int(raw[2:], 16)
 
 
 def kind_of(expected: int | None) -> str:
@@ -94,7 +102,9 @@ class StoreStatements:
                 f"fw_append_{kind}",
                 self.append[True, kind],
                 APPEND_TYPES,
-                (int, int) if kind == "any" else (int,),
+                (int, int, stamp_from_text)
+                if kind == "any"
+                else (int, stamp_from_text),
             )
             for kind in KINDS
         }
@@ -104,7 +114,7 @@ class StoreStatements:
                 f"fw_append_many_{kind}",
                 self.append[False, kind],
                 APPEND_MANY_TYPES,
-                (int, int),
+                (int, int, int),
             )
             for kind in KINDS
         }
@@ -114,7 +124,7 @@ class StoreStatements:
                 f"fw_take_{kind}",
                 take_statement(db, kind),
                 {**APPEND_TYPES, "n": INT8},
-                (int, int),
+                (int, int, int),
             )
             for kind in KINDS
         }
@@ -215,19 +225,35 @@ def _base_version(records: sql.Composable, kind: str) -> sql.Composable:
     )
 
 
-def _with_version(headers: sql.Composable, version: sql.Composable) -> sql.Composable:
-    """``headers`` with ``version`` written into its ``$e`` header as a
-    little-endian u32: an append without an expected version learns its versions
-    on the server, so its client packs placeholders there
-    (``params.append_params``)."""
-    le = sql.SQL(" || ").join(
-        sql.SQL("substr(int4send(({})::integer), {}, 1)").format(
-            version, sql.Literal(i)
-        )
-        for i in (4, 3, 2, 1)
+def _stamps(db: Database, count: sql.Composable) -> tuple[sql.Composed, sql.Composed]:
+    """The head row's ``SET`` and ``RETURNING`` parts that stamp an append: its
+    first stamp is above the partition's last, the causes' (``%(stamp)s``) and the
+    schema's ``stamps`` sequence, so stamps grow along each partition, and order
+    all events as the sequence handed them out (a global order)."""
+    sequence = sql.Literal(db.table("stamps").as_string(None))
+    return (
+        sql.SQL(
+            ", last_stamp = greatest(last_stamp + 1, %(stamp)s::bigint, "
+            "nextval({}::regclass)) + {} - 1"
+        ).format(sequence, count),
+        sql.SQL(", last_stamp - {} + 1 AS stamp").format(count),
     )
-    return sql.SQL("overlay({} placing {} from {} for 4)").format(
-        headers, le, sql.Literal(_VERSION_AT)
+
+
+def _with_stamp(headers: sql.Composable, stamp: sql.Composable) -> sql.Composable:
+    """``headers`` with ``stamp`` written into its ``$m`` header (big-endian, as
+    ``int8send`` writes it): the stamp is known only under the head row's lock."""
+    return sql.SQL("overlay({} placing int8send(({})::bigint) from {} for 8)").format(
+        headers, stamp, sql.Literal(_STAMP_AT)
+    )
+
+
+def _with_version(headers: sql.Composable, version: sql.Composable) -> sql.Composable:
+    """``headers`` with ``version`` written into its ``$m`` header (big-endian):
+    an append without an expected version learns its versions on the server, so
+    its client packs placeholders there (``params.append_params``)."""
+    return sql.SQL("overlay({} placing int4send(({})::integer) from {} for 4)").format(
+        headers, version, sql.Literal(_VERSION_AT)
     )
 
 
@@ -252,6 +278,7 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
         follows = _base_version(records, kind)
     if single:
         version = sql.SQL("{} + 1").format(follows)
+        stamp: sql.Composable = sql.SQL("head.stamp")
         headers: sql.Composable = sql.SQL("%(headers)s::bytea")
         template = sql.SQL(
             "SELECT head.base, %(ts)s::bigint, %(data)s::bytea, {headers}, "
@@ -259,6 +286,7 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
         )
     else:
         version = sql.SQL("{} + e.i").format(follows)
+        stamp = sql.SQL("head.stamp + e.i - 1")
         headers = sql.SQL("e.headers")
         template = sql.SQL(
             "SELECT head.base + e.i - 1, e.ts, e.data, {headers}, {version}, e.id "
@@ -266,17 +294,26 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
             "%(headers)s::bytea[], %(id)s::uuid[]) "
             "WITH ORDINALITY AS e(ts, data, headers, id, i)"
         )
+    headers = _with_stamp(headers, stamp)
     if kind == "any":
         headers = _with_version(headers, version)
     source = template.format(headers=headers, version=version, base=base)
     # A single event with an expected version is written as that version + 1:
     # returning it too cost the server 6,000 of 256,000 instructions per append
     # (``benchmarks.pg_instructions``).
+    # The stamp comes back from the row's own headers: cheaper for the server
+    # than a look into the head row's CTE.
+    stamp_back = sql.SQL("substring(headers from {} for 8)").format(
+        sql.Literal(_STAMP_AT)
+    )
     returning = (
-        sql.SQL('"offset"')
+        sql.SQL('"offset", {}').format(stamp_back)
         if single and kind != "any"
+        else sql.SQL('"offset", stream_version, {}').format(stamp_back)
+        if single
         else sql.SQL('"offset", stream_version')
     )
+    stamp_set, stamp_returned = _stamps(db, count)
     insert = sql.SQL(
         """WITH head AS ({taken}){written}
             INSERT INTO {records} ("offset", timestamp_ms, value, headers,
@@ -286,13 +323,18 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
     )
     return insert.format(
         taken=take_offsets(
-            db.table("partitions"), count, _version_guard(records, kind)
+            db.table("partitions"),
+            count,
+            _version_guard(records, kind),
+            stamp_returned,
+            stamp_set,
         ),
         written=sql.SQL("") if single else sql.SQL(", written AS ("),
         tail=sql.SQL("")
         if single
         else sql.SQL(
-            ')\n        SELECT min("offset"), min(stream_version) FROM written'
+            ')\n        SELECT min("offset"), min(stream_version), '
+            "(SELECT stamp FROM head) FROM written"
         ),
         records=records,
         source=source,
@@ -302,12 +344,16 @@ def append_statement(db: Database, *, single: bool, kind: str) -> bytes:
 
 def take_statement(db: Database, kind: str) -> bytes:
     """The head lock of a COPY append: take ``n`` offsets (no row when the
-    expected version is missing) and return the first offset and version."""
+    expected version is missing) and return the first offset, version and
+    stamp."""
     records = db.table("records")
-    version = sql.SQL(", {} + 1").format(_base_version(records, kind))
+    count = sql.SQL("%(n)s::bigint")
+    stamp_set, stamp_returned = _stamps(db, count)
+    version = sql.SQL(", {} + 1{}").format(_base_version(records, kind), stamp_returned)
     return take_offsets(
         db.table("partitions"),
-        sql.SQL("%(n)s::bigint"),
+        count,
         _version_guard(records, kind),
         version,
+        stamp_set,
     ).as_bytes(None)

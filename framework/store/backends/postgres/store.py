@@ -335,10 +335,10 @@ class PostgresEventStore:
 
     def read_stream_data(
         self, stream_id: str, *, to_version: int | None = None
-    ) -> list[tuple[str, int, bytes]]:
-        """(name, schema version, data) of versions ``1..to_version``, in order:
-        the same index range scan as ``read_stream``, two columns wide (the
-        headers, whose ``$e`` header begins with the name and schema version,
+    ) -> list[tuple[str, int, bytes, int]]:
+        """(name, schema version, data, stamp) of versions ``1..to_version``, in
+        order: the same index range scan as ``read_stream``, two columns wide
+        (the headers, whose ``$m`` header begins with the versions and stamp,
         and the data)."""
         check_versions(1, to_version)
         rows = self.db.fetchall_prepared(
