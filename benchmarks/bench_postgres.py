@@ -24,9 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from benchmarks.bench_store import pairs_against_singles
 from benchmarks.core import Context, Measurement, bench
 from example_ledger.domain import Account
-from framework import Application
+from framework import Application, AppSettings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 APP = ("postgres", "peer")
@@ -537,29 +538,54 @@ def save_pair_across(ctx: Context) -> Measurement:
         fresh_schema(backend_url(ctx.backend)) as schema,
         Application(our_url(schema)) as app,
     ):
-        singles = [Account.open("owner") for _ in range(n)]
-        pairs: list[tuple[Account, Account]] = []
-        while len(pairs) < n:
-            a, b = Account.open("owner"), Account.open("owner")
-            if app.store.partition_of(a.id) != app.store.partition_of(b.id):
-                pairs.append((a, b))
-        app.save(Account.open("warm-up"))
-        single_seconds = pair_seconds = 0.0
-        block = max(1, n // 10)
-        for start in range(0, n, block):
-            started = time.perf_counter()
-            for account in singles[start : start + block]:
-                app.save(account)
-            single_seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            for a, b in pairs[start : start + block]:
-                app.save(a, b)
-            pair_seconds += time.perf_counter() - started
+        single_seconds, pair_seconds = pairs_against_singles(app, n)
     return Measurement(
         events=n,
         seconds=pair_seconds,
         extra={
             "single_saves_per_s": round(n / single_seconds, 1),
             "ratio": round(single_seconds / pair_seconds, 3),
+        },
+    )
+
+
+@bench("save_1_sequenced", ("file",))
+def save_1_sequenced(ctx: Context) -> Measurement:
+    """Single-event saves on the file store with four partitions, stamped from a
+    PostgreSQL sequence (``AppSettings(sequencer=...)``, a global order), against
+    the same saves without it, in alternating blocks of the same run; the rate is
+    the sequenced one, ``ratio`` that over the plain one."""
+    n = ctx.n(2_000)
+    with fresh_schema() as schema:
+        rates: dict[bool, float] = {}
+        apps = {
+            sequenced: Application(
+                f"file:{ctx.workdir / f'store-{sequenced}'}",
+                settings=AppSettings(
+                    partitions=4, sequencer=our_url(schema) if sequenced else None
+                ),
+            )
+            for sequenced in (False, True)
+        }
+        try:
+            seconds = dict.fromkeys(apps, 0.0)
+            block = max(1, n // 10)
+            for _ in range(0, n, block):
+                for sequenced, app in apps.items():
+                    accounts = [Account.open("owner") for _ in range(block)]
+                    started = time.perf_counter()
+                    for account in accounts:
+                        app.save(account)
+                    seconds[sequenced] += time.perf_counter() - started
+            rates = {s: n / seconds[s] for s in apps}
+        finally:
+            for app in apps.values():
+                app.close()
+    return Measurement(
+        events=n,
+        seconds=seconds[True],
+        extra={
+            "plain_events_per_s": round(rates[False], 1),
+            "ratio": round(rates[True] / rates[False], 3),
         },
     )

@@ -16,7 +16,7 @@ import pytest
 
 #: The PostgreSQL fixtures (``schema``, ``pg_url``, ``closing``) for every folder:
 #: each subsystem's PostgreSQL tests sit beside its other tests.
-pytest_plugins = ["tests.postgres.fixtures"]
+pytest_plugins = ["tests.postgres.fixtures", "tests.children"]
 
 #: Set to 1 (as CI does) to turn "service unreachable" skips into failures.
 REQUIRE_SERVICES_ENV = "FRAMEWORK_REQUIRE_SERVICES"

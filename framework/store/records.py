@@ -36,7 +36,7 @@ _ID_AT = 14
 _LENGTH = struct.Struct(">H")
 _LENGTH_UNSTAMPED = struct.Struct("<H")
 _MAX_TEXT = 0xFFFF
-#: Packers of the whole ``$e`` header by the lengths of its three texts, and how many
+#: Packers of the whole ``$m`` header by the lengths of its three texts, and how many
 #: are kept before starting over.
 _meta_packers: dict[tuple[int, int, int], struct.Struct] = {}
 _PACKERS_KEPT = 1024
@@ -228,7 +228,7 @@ _UNKNOWN = uuid.SafeUUID.unknown
 _set_int = uuid.UUID.__dict__["int"].__set__
 _set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 
-#: Unpacks a whole ``$e`` value of one length, with the text lengths it was made
+#: Unpacks a whole ``$m`` value of one length, with the text lengths it was made
 #: for: ids and names come in few lengths, so one ``unpack`` reads a header.
 _MetaParser = tuple[Callable[[bytes], tuple[Any, ...]], int, int, int]
 _meta_parsers: dict[int, _MetaParser] = {}
@@ -432,7 +432,7 @@ def _to_stored_any_order(record: LogRecord, key: bytes) -> StoredEvent:
 def meta_struct(
     name_length: int, correlation_length: int, causation_length: int
 ) -> struct.Struct:
-    """The struct that packs and unpacks a whole ``$e`` value whose name,
+    """The struct that packs and unpacks a whole ``$m`` value whose name,
     correlation and causation ids have these UTF-8 lengths: the one ``pack_meta``
     uses, for writers and readers that pack or unpack it in place (``pack_into``,
     ``unpack_from``)."""

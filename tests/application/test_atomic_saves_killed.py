@@ -4,12 +4,8 @@ balances projection then shows no money in flight."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +14,9 @@ from transfer_worker import ACCOUNTS, OPENING, SETTINGS, account_ids
 from example_ledger.domain import TransferReceived, TransferSent
 from example_ledger.projections import Balances
 from framework import Application
+from tests.children import RunScript
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
 
 
 def check(url: str, acknowledged: set[str]) -> int:
@@ -49,33 +45,11 @@ def check(url: str, acknowledged: set[str]) -> int:
     return len(sent)
 
 
-@pytest.fixture
-def spawn() -> Iterator[object]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(url: str, run: int) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "transfer_worker.py"), url, str(run)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}"},
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
-def kill_transfers(url: str, spawn: object, kills: int, seed: int) -> int:
+def kill_transfers(url: str, run_script: RunScript, kills: int, seed: int) -> int:
     rng = random.Random(seed)
     acknowledged: set[str] = set()
     for run in range(kills):
-        process = spawn(url, run)  # type: ignore[operator]
+        process = run_script(HERE / "transfer_worker.py", url, run)
         assert process.stdout is not None
         assert process.stdout.readline() == "ready\n", process.communicate()[1]
         # A random moment: kills land inside saves, their fsyncs and commits.
@@ -90,16 +64,16 @@ def kill_transfers(url: str, spawn: object, kills: int, seed: int) -> int:
 
 
 def test_killed_transfers_on_the_file_store_are_whole_or_absent(
-    tmp_path: Path, spawn: object
+    tmp_path: Path, run_script: RunScript
 ) -> None:
-    kill_transfers(f"file:{tmp_path / 'store'}", spawn, 50, 3)
+    kill_transfers(f"file:{tmp_path / 'store'}", run_script, 50, 3)
 
 
 @pytest.mark.postgres
 def test_killed_transfers_on_postgresql_are_whole_or_absent(
-    pg_url: str, spawn: object
+    pg_url: str, run_script: RunScript
 ) -> None:
-    kill_transfers(pg_url, spawn, 50, 4)
+    kill_transfers(pg_url, run_script, 50, 4)
 
 
 def test_the_accounts_of_the_worker_span_partitions() -> None:

@@ -3,13 +3,9 @@ through SIGKILLs of the runner and with two runners at once."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +16,9 @@ from example_ledger.domain import TransferReceived, TransferSent
 from framework import Application
 from framework.domain.events import DomainEvent, event
 from framework.errors import ConfigurationError, EventRegistrationError
+from tests.children import RunScript
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
 
 
 def open_app(url: str) -> Application:
@@ -120,35 +116,13 @@ def test_event_names_starting_with_a_dollar_are_the_frameworks() -> None:
             pass
 
 
-@pytest.fixture
-def spawn() -> Iterator[object]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(url: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "policy_worker.py"), url],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}"},
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
-def kill_runners(url: str, spawn: object, kills: int) -> None:
+def kill_runners(url: str, run_script: RunScript, kills: int) -> None:
     rng = random.Random(kills)
     with open_app(url) as app:
         accounts = open_accounts(app, 8)
         for round_number in range(kills):
             transfers(app, accounts, 10, round_number)
-            process = spawn(url)  # type: ignore[operator]
+            process = run_script(HERE / "policy_worker.py", url)
             assert process.stdout is not None
             assert process.stdout.readline() == "ready\n", process.communicate()[1]
             for _ in range(rng.randint(0, 4)):
@@ -163,13 +137,13 @@ def kill_runners(url: str, spawn: object, kills: int) -> None:
 
 
 def test_a_killed_policy_runner_credits_every_transfer_exactly_once(
-    tmp_path: Path, spawn: object
+    tmp_path: Path, run_script: RunScript
 ) -> None:
-    kill_runners(f"file:{tmp_path / 'store'}", spawn, 12)
+    kill_runners(f"file:{tmp_path / 'store'}", run_script, 12)
 
 
 @pytest.mark.postgres
 def test_a_killed_policy_runner_on_postgresql_credits_exactly_once(
-    pg_url: str, spawn: object
+    pg_url: str, run_script: RunScript
 ) -> None:
-    kill_runners(pg_url, spawn, 12)
+    kill_runners(pg_url, run_script, 12)

@@ -3,11 +3,7 @@ another partition, with its runner killed and restarted."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +12,9 @@ from causal_app import TransferOrder, open_app
 from example_ledger.commands import Deposit, OpenAccount, Transfer
 from framework import Application
 from framework.errors import ConfigurationError
+from tests.children import RunScript
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
 
 
 def open_accounts(app: Application, count: int) -> list[str]:
@@ -70,34 +66,8 @@ def test_a_causal_projection_sees_each_debit_before_its_credit(store_url: str) -
         assert app.runner("transfer_order").causal_out_of_order == 0
 
 
-@pytest.fixture
-def spawn(store_url: str) -> Iterator[object]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "causal_app.py")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={
-                **os.environ,
-                "CAUSAL_STORE": store_url,
-                "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}",
-            },
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
 def test_a_killed_and_restarted_causal_runner_keeps_causal_order(
-    store_url: str, spawn: object
+    store_url: str, run_script: RunScript
 ) -> None:
     rng = random.Random(7)
     transfers = 0
@@ -106,7 +76,9 @@ def test_a_killed_and_restarted_causal_runner_keeps_causal_order(
         for round_number in range(8):
             transfer_between_partitions(app, accounts, 15, round_number)
             transfers += 15
-            process = spawn()  # type: ignore[operator]
+            process = run_script(
+                HERE / "causal_app.py", env={"CAUSAL_STORE": store_url}
+            )
             assert process.stdout is not None
             assert process.stdout.readline() == "ready\n", process.communicate()[1]
             # Killed a few steps in: inside batches, between them, or idle.

@@ -2,7 +2,7 @@
 columns that index events by stream and id on the log's ``records`` table.
 
 An event row is a log record as ``framework.store.records`` lays it out (key =
-stream id, headers = the packed ``$e`` metadata then the user headers); the store
+stream id, headers = the packed ``$m`` metadata then the user headers); the store
 adds only ``stream_version`` and ``event_id``, for its two unique indexes."""
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def event_headers_prefix(meta_length: int) -> bytes:
-    """The bytes the headers column holds before a ``$e`` value this long."""
+    """The bytes the headers column holds before a ``$m`` value this long."""
     return META_PREFIX + meta_length.to_bytes(4, "big")
 
 
@@ -54,8 +54,8 @@ def _not_an_event(topic: str, partition: int, offset: int, why: str) -> CorruptL
     )
 
 
-#: Per first eight bytes of an event row's headers (the ``$e`` prefix and its
-#: value's length): the unpacker of the whole ``$e`` value (``records.meta_struct``)
+#: Per first eight bytes of an event row's headers (the ``$m`` prefix and its
+#: value's length): the unpacker of the whole ``$m`` value (``records.meta_struct``)
 #: with the text lengths it was made for, and where the value ends. Ids and names
 #: come in few lengths, so one ``unpack_from`` reads a row's metadata in place.
 _Parser = tuple[Callable[[bytes, int], tuple[Any, ...]], int, int, int, int]
@@ -72,7 +72,7 @@ _UNKNOWN = uuid.SafeUUID.unknown
 
 def _parser(headers: bytes) -> _Parser:
     """The parser for rows whose headers start as ``headers`` does, read field by
-    field; ``ValueError`` if they do not start with a whole ``$e`` header."""
+    field; ``ValueError`` if they do not start with a whole ``$m`` header."""
     if headers[:4] != META_PREFIX:
         raise ValueError("no $m header first")
     end = META_VALUE_AT + int.from_bytes(headers[4:META_VALUE_AT], "big")
@@ -95,7 +95,7 @@ def stored_events(topic: str, rows: Iterable[tuple[Any, ...]]) -> list[StoredEve
     """Read rows (``READ_COLUMNS``) as the events they hold; ``CorruptLogError``
     for a row that holds none.
 
-    The ``$e`` value is unpacked in place by the struct ``records.pack_meta``
+    The ``$m`` value is unpacked in place by the struct ``records.pack_meta``
     packs it with, the rest of the row read inline: replay and projections read
     every event through here, and a call per field would cost as much as the
     field."""

@@ -29,7 +29,7 @@ from framework.store.backends.postgres.rows import META_VALUE_AT, READ_COLUMNS
 KINDS = ("any", "new", "at")
 #: The parameter types of the single-event append (``Prepared``). ``key`` is the
 #: stream id in UTF-8, ``headers`` the record's headers in the log's encoding: the
-#: packed ``$e`` metadata first, then the user headers.
+#: packed ``$m`` metadata first, then the user headers.
 APPEND_TYPES = {
     "topic": INT4,
     "partition": INT4,
