@@ -15,6 +15,7 @@ import attrs
 from framework.application.repartition import (
     Repartitioned,
     repartition_file_store,
+    repartition_postgres_store,
 )
 from framework.application.settings import StoreNotFoundError, file_root
 from framework.application.wiring import running_group_members
@@ -32,6 +33,7 @@ __all__ = [
     "postgres_migration_status",
     "repair_file_log",
     "repartition_file_store",
+    "repartition_postgres_store",
 ]
 
 if TYPE_CHECKING:

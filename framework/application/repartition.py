@@ -1,10 +1,16 @@
 """Changing a store's partition count: copy its events topic into a new topic of
 the new count, switch the store and its projections to it, keep the old one.
 
+On PostgreSQL everything is one transaction: the head rows of the topic's
+partitions are locked (``FOR UPDATE NOWAIT``: refused, naming the partition, if
+one is busy), the rows copied with one ``INSERT ... SELECT``, the projections
+switched, and the topics renamed so that the new one has the name the store
+opens by (the old one is kept as ``<topic>.old<n>``). A crash anywhere leaves
+all of it undone.
+
 On a file store the switch is ``log/topic-switch.json`` (``framework.store.
-repartition``), which the wiring reads when it opens the store; on PostgreSQL a
-row of ``event_topic_switch``. The order of the steps is what makes an
-interrupted run safe:
+repartition``), which the wiring reads when it opens the store. The order of
+the steps is what makes an interrupted run safe:
 
 1. every partition's writer lock of the current topic is taken (refused, naming
    the partition, if one is busy) and held to the end;
@@ -63,6 +69,9 @@ class Repartitioned:
     events: int
     projections: dict[str, str]
     resumed: bool = False
+    #: Where the old topic is kept under another name (PostgreSQL), or None
+    #: (it keeps its name, ``source``).
+    kept_as: str | None = None
 
 
 @runtime_checkable
@@ -270,3 +279,82 @@ def _delete_topic(folder: Path, index: Path, topic: str) -> None:
                 item.unlink()
     for path in sorted(index.glob(f"{topic}-*.streams")) if index.is_dir() else []:
         path.unlink()
+
+
+def repartition_postgres_store(
+    url_text: str,
+    partitions: int,
+    *,
+    dry_run: bool,
+    settings: AppSettings | None = None,
+) -> Repartitioned:
+    """Repartition the PostgreSQL store ``url_text`` names to ``partitions``
+    partitions, in one transaction (the module docs say how); with ``dry_run``,
+    check and say what would be done, changing nothing. Its projections are
+    switched where their read models are, in the store's schema.
+
+    Raises ``StoreNotFoundError`` for a schema without the events topic and
+    ``ConfigurationError`` when a partition is being written, a projection
+    member runs, or the topic has ``partitions`` partitions already."""
+    # Imported here so that `import framework` never imports psycopg.
+    import psycopg
+
+    from framework.postgres.errors import translated
+    from framework.postgres.url import parse_url
+    from framework.projections.backends.postgres.repartition import (
+        live_members,
+        switch_projections,
+    )
+    from framework.store.backends.postgres.repartition import (
+        copy_rows,
+        lock_partitions,
+        switch_names,
+        topic_row,
+    )
+
+    settings = settings or AppSettings()
+    if partitions < 1:
+        raise ConfigurationError(f"--partitions must be at least 1, got {partitions}")
+    url = parse_url(url_text)
+    where = f"{url.redacted} schema {url.schema!r}"
+    base = settings.events_topic
+    with translated(url), psycopg.connect(url.conninfo) as conn:
+        cur = conn.cursor()
+        source = topic_row(cur, url.schema, base)
+        if source is None:
+            raise StoreNotFoundError(
+                where, f"it holds no {base!r} topic", "check --url (its ?schema=)"
+            )
+        if source.partitions == partitions:
+            raise ConfigurationError(
+                f"{base!r} in {where} has {partitions} partitions already; nothing "
+                "to do"
+            )
+        busy = live_members(cur, url.schema)
+        if busy:
+            raise ConfigurationError(
+                f"{where} has running projection members ({', '.join(busy)}); "
+                "stop them (`projections run`), then repartition again"
+            )
+        ends = lock_partitions(cur, url.schema, source)
+        kept = 1
+        while topic_row(cur, url.schema, f"{base}.old{kept}") is not None:
+            kept += 1
+        report = Repartitioned(
+            where=where,
+            source=base,
+            topic=base,
+            partitions_before=source.partitions,
+            partitions=partitions,
+            events=sum(ends.values()),
+            projections=switch_projections(cur, url.schema, ends, None),
+            kept_as=f"{base}.old{kept}",
+        )
+        if dry_run:
+            conn.rollback()
+            return report
+        target, new_ends = copy_rows(cur, url.schema, source, f"{base}.new", partitions)
+        plans = switch_projections(cur, url.schema, ends, new_ends)
+        switch_names(cur, url.schema, source, target, report.kept_as or base)
+        conn.commit()
+    return attrs.evolve(report, projections=plans)

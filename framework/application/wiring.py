@@ -182,12 +182,13 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
 
 def _switched(url: str, settings: AppSettings) -> AppSettings:
     """``settings`` with the events topic a repartition switched the file store
-    at ``url`` to (``log repartition``), if one did; the new topic keeps its own
-    partition count."""
+    at ``url`` to (``log repartition``), if one did. ``partitions``, if given,
+    must then be the new topic's count, as on PostgreSQL, where the new topic
+    takes the old one's name."""
     topic = current_events_topic(file_root(url) / "log", settings.events_topic)
     if topic == settings.events_topic:
         return settings
-    return attrs.evolve(settings, events_topic=topic, partitions=None)
+    return attrs.evolve(settings, events_topic=topic)
 
 
 def _open_postgres_read_models(

@@ -7,7 +7,11 @@ import argparse
 import os
 from typing import Any
 
-from framework.application.admin import Repartitioned, repartition_file_store
+from framework.application.admin import (
+    Repartitioned,
+    repartition_file_store,
+    repartition_postgres_store,
+)
 from framework.application.settings import STORE_URL_ENV, AppSettings, url_scheme
 from framework.cli.app_loader import load_app
 from framework.errors import ConfigurationError
@@ -25,7 +29,8 @@ def add_repartition_command(commands: Any) -> None:
         "use (default: $FRAMEWORK_APP, if --url is not given)",
     )
     repartition.add_argument(
-        "--url", help=f"file:PATH of the store (default: ${STORE_URL_ENV})"
+        "--url",
+        help=f"file:PATH or postgresql://... of the store (default: ${STORE_URL_ENV})",
     )
     repartition.add_argument("--partitions", type=int, required=True)
     repartition.add_argument(
@@ -56,19 +61,25 @@ def run_repartition(args: argparse.Namespace) -> int:
         app = load_app(args.app, None)
         url, settings, read_models = app.url, app.settings, app.read_models
     try:
-        if url is None or url_scheme(url) != "file":
-            raise ConfigurationError(
-                f"log repartition works on file: stores, not {url!r}: pass --url "
-                "file:PATH"
+        scheme = url_scheme(url or "")
+        if url is not None and scheme in ("postgresql", "postgres"):
+            done = repartition_postgres_store(
+                url, args.partitions, dry_run=not args.yes, settings=settings
             )
-        done = repartition_file_store(
-            url,
-            args.partitions,
-            dry_run=not args.yes,
-            settings=settings,
-            read_models=read_models,
-            progress=_progress,
-        )
+        elif url is not None and scheme == "file":
+            done = repartition_file_store(
+                url,
+                args.partitions,
+                dry_run=not args.yes,
+                settings=settings,
+                read_models=read_models,
+                progress=_progress,
+            )
+        else:
+            raise ConfigurationError(
+                f"log repartition works on file: and postgresql:// stores, not "
+                f"{url!r}: pass --url file:PATH or postgresql://..."
+            )
     finally:
         if app is not None:
             app.close()
@@ -76,11 +87,17 @@ def run_repartition(args: argparse.Namespace) -> int:
         print(f"would {_describe(done)}; add --yes to do it")
         return 1
     print(f"{'finished: ' if done.resumed else ''}{_describe(done, past=True)}")
-    print(
-        f"the old topic {done.source!r} is kept; once you no longer need it, "
-        f"delete {done.where}/log/topics/{done.source}.json and then its folders "
-        f"{done.where}/log/{done.source}-<n>"
-    )
+    if done.kept_as is not None:
+        print(
+            f"the old topic is kept as {done.kept_as!r}; once you no longer need "
+            f"it, delete its rows (docs/log.md says how)"
+        )
+    else:
+        print(
+            f"the old topic {done.source!r} is kept; once you no longer need it, "
+            f"delete {done.where}/log/topics/{done.source}.json and then its "
+            f"folders {done.where}/log/{done.source}-<n>"
+        )
     return 0
 
 
@@ -98,7 +115,8 @@ def _describe(done: Repartitioned, *, past: bool = False) -> str:
     )
     return (
         f"{copy} {done.events:,} events of {done.source!r} ({done.partitions_before} "
-        f"partitions) in {done.where} into {done.topic!r} ({done.partitions} "
+        f"partitions) in {done.where} into "
+        f"{'a new ' if done.kept_as else ''}{done.topic!r} ({done.partitions} "
         f"partitions), which the store reads from then on"
         + (f"; projections: {projections}" if projections else "")
     )

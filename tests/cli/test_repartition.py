@@ -4,6 +4,7 @@ switch or replay, and an interrupted or refused run leaves the store as it was."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,10 +94,13 @@ def log_files(url: str) -> dict[str, Any]:
     return files
 
 
-def repartition(url: str, partitions: int, *extra: str) -> Any:
+def repartition(url: str, partitions: int, *extra: str, now: int = 4) -> Any:
+    """The command with the application of ``--app`` built for the ``now``
+    partitions the store has."""
     return cli(
         "log", "repartition", "--app", APP, "--url", url,
-        "--partitions", str(partitions), *extra, **ENV,
+        "--partitions", str(partitions), *extra,
+        **{**ENV, "CLI_PARTITIONS": str(now)},
     )  # fmt: skip
 
 
@@ -117,6 +121,8 @@ def check_repartition(url: str, *, streams_count: int, events: int) -> None:
     assert "unlucky was emptied to replay it" in done.out
 
     assert streams(url, ids) == before
+    # The application now asks for the count the store has.
+    os.environ["CLI_PARTITIONS"] = "16"
     with cli_app.build(url) as app:
         assert app.store.partitions == 16
         for stream_id in ids:
@@ -165,7 +171,7 @@ def test_a_second_repartition_copies_the_current_topic_and_keeps_the_first(
     ids = seed(url, streams=50, events=3)
     before = streams(url, ids)
     assert repartition(url, 16, "--yes").code == 0
-    done = repartition(url, 2, "--yes")
+    done = repartition(url, 2, "--yes", now=16)
     assert done.code == 0, done.err
     assert "of 'events.g1' (16 partitions)" in done.out
     assert "into 'events.g2' (2 partitions)" in done.out
@@ -175,7 +181,7 @@ def test_a_second_repartition_copies_the_current_topic_and_keeps_the_first(
     topics = sorted(p.stem for p in (tmp_path / "store/log/topics").glob("*.json"))
     assert topics == ["events", "events.g1", "events.g2"]
     # To the same count again: nothing to do.
-    same = repartition(url, 2, "--yes")
+    same = repartition(url, 2, "--yes", now=2)
     assert same.code == 1
     assert "has 2 partitions already" in same.err
 
@@ -283,6 +289,7 @@ def test_sigkill_during_the_copy_leaves_the_store_on_its_old_topic_and_a_rerun_e
     assert done.code == 0, done.err
     assert "into 'events.g1' (16 partitions)" in done.out
     assert streams(url, ids) == before
+    os.environ["CLI_PARTITIONS"] = "16"
     with cli_app.build(url) as app:
         assert app.store.partitions == 16
 
