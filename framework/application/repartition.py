@@ -205,6 +205,7 @@ def repartition_file_store(
                     report,
                     projections=pending.projections,
                     partitions=len(pending.topic_ends),
+                    events=sum(pending.topic_ends.values()),
                 )
             if pending is not None:
                 # Written since the copy, by an application opened before it:
@@ -229,7 +230,8 @@ def repartition_file_store(
             write_switch(folder, switch)
             apply_plans(read_models, switch)
             write_switch(folder, attrs.evolve(switch, done=True))
-        return attrs.evolve(report, projections=plans)
+        # Counted in the copy: records of aborted transactions were left out.
+        return attrs.evolve(report, projections=plans, events=sum(topic_ends.values()))
     finally:
         if own_read_models:
             read_models.close()

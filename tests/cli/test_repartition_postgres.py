@@ -5,6 +5,8 @@ renames the topics; a busy partition refuses it, and a dry run changes nothing."
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,7 +16,7 @@ from psycopg import sql
 from example_ledger.domain import Account
 from framework.log.partitioner import partition_for
 from tests.cli import cli_app
-from tests.cli.commands import APP, cli
+from tests.cli.commands import APP, Started, cli
 from tests.cli.test_repartition import ENV, read_model, seed, streams
 from tests.conftest import database_url
 
@@ -123,4 +125,70 @@ def test_refused_while_a_partition_head_row_is_locked(pg_url: str, schema: str) 
     assert [n for n, _, _ in topics(schema)] == ["events"]
     before = streams(pg_url, ids)
     assert repartition(pg_url, 8, "--yes").code == 0
+    assert streams(pg_url, ids) == before
+
+
+def _blocked_on(schema: str, table: str) -> int | None:
+    """The backend waiting for a row lock to update ``schema.table``, if one is."""
+    with psycopg.connect(database_url()) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s",
+            (f'UPDATE "{schema}"."{table}"%',),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _until(condition: Callable[[], object], what: str) -> Any:
+    """Poll ``condition`` until it holds (a server state has no event to wait on)."""
+    deadline = time.monotonic() + 120
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.01)
+    return found
+
+
+def _gone(pid: int) -> bool:
+    with psycopg.connect(database_url()) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+    return row is None
+
+
+def test_sigkill_after_the_copy_leaves_the_store_on_its_old_topic(
+    pg_url: str, schema: str
+) -> None:
+    ids = seed(pg_url, streams=50, events=3)
+    before = streams(pg_url, ids)
+    topics_before = topics(schema)
+    with psycopg.connect(database_url()) as holder:
+        # The command renames the topics last; holding the old topic's row
+        # stops it there, with every row copied, until it is killed.
+        holder.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE name = 'events' FOR UPDATE").format(
+                sql.Identifier(schema, "topics")
+            )
+        )
+        started = Started(
+            "log", "repartition", "--app", APP, "--url", pg_url,
+            "--partitions", "16", "--yes", **ENV,
+        )  # fmt: skip
+        try:
+            pid = _until(
+                lambda: _blocked_on(schema, "topics"), "the command's rename wait"
+            )
+        finally:
+            started.kill()
+        # A backend waiting for a lock notices its client is gone only once it
+        # has the lock; end it first, so that nothing of it can commit.
+        with psycopg.connect(database_url()) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        _until(lambda: _gone(pid), "the killed command's backend to end")
+        holder.rollback()
+    assert started.process.returncode == -9
+    assert topics(schema) == topics_before
+    assert streams(pg_url, ids) == before
+    done = repartition(pg_url, 16, "--yes")
+    assert done.code == 0, done.err
     assert streams(pg_url, ids) == before
