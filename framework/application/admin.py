@@ -1,6 +1,6 @@
 """Store administration: what the management commands do to a whole store without
 an application (migrate or drop a PostgreSQL schema, repair a file log, delete a
-file store)."""
+file store, change a store's partition count)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,29 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from framework.application.repartition import (
+    Repartitioned,
+    repartition_file_store,
+    repartition_postgres_store,
+)
 from framework.application.settings import StoreNotFoundError, file_root
 from framework.application.wiring import running_group_members
 from framework.errors import ConfigurationError
+
+__all__ = [
+    "FileStore",
+    "Migrated",
+    "PostgresSchema",
+    "Repartitioned",
+    "SubsystemVersion",
+    "drop_file_store",
+    "drop_postgres_schema",
+    "migrate_postgres",
+    "postgres_migration_status",
+    "repair_file_log",
+    "repartition_file_store",
+    "repartition_postgres_store",
+]
 
 if TYPE_CHECKING:
     from framework.log.backends.segments import RepairReport

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+import attrs
+
 from framework.application.settings import (
     AppSettings,
     StoreNotFoundError,
@@ -28,6 +30,7 @@ from framework.projections.ports import ReadModelStore
 from framework.projections.runner import ProjectionRunner
 from framework.store.event_store import LogEventStore
 from framework.store.ports import EventStore, Sequencer
+from framework.store.repartition import current_events_topic
 
 if TYPE_CHECKING:
     from framework.store.backends.postgres import PostgresEventStore
@@ -181,6 +184,8 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
     opener = STORE_OPENERS.get(scheme)
     if opener is not None:
         return opener(url, settings)
+    if scheme == "file":
+        settings = _switched(url, settings)
     if scheme == "file" and not may_create_stores():
         require_file_store(url, settings.events_topic)
     return store_on_log(
@@ -189,6 +194,17 @@ def open_store(url: str, settings: AppSettings) -> EventStore:
         # Files outlive the process: keep stream-index snapshots beside them.
         index_dir=file_root(url) / "index" if scheme == "file" else None,
     )
+
+
+def _switched(url: str, settings: AppSettings) -> AppSettings:
+    """``settings`` with the events topic a repartition switched the file store
+    at ``url`` to (``log repartition``), if one did. ``partitions``, if given,
+    must then be the new topic's count, as on PostgreSQL, where the new topic
+    takes the old one's name."""
+    topic = current_events_topic(file_root(url) / "log", settings.events_topic)
+    if topic == settings.events_topic:
+        return settings
+    return attrs.evolve(settings, events_topic=topic)
 
 
 def _open_postgres_read_models(

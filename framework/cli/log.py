@@ -1,4 +1,5 @@
-"""``log`` commands for the embedded file store: ``log repair``."""
+"""``log`` commands for the embedded file store: ``log repair`` and ``log
+repartition``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from framework.application.admin import repair_file_log
 from framework.application.settings import STORE_URL_ENV
+from framework.cli.repartition import add_repartition_command
 from framework.errors import ConfigurationError
 
 
@@ -33,6 +35,7 @@ def add_log_commands(groups: Any) -> None:
         "it, nothing changes: the command says what it would drop)",
     )
     repair.set_defaults(run=run_repair)
+    add_repartition_command(commands)
 
 
 def run_repair(args: argparse.Namespace) -> int:

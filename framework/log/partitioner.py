@@ -1,16 +1,28 @@
 """Key-to-partition routing that agrees with Kafka's default partitioner.
 
-A keyed record lands on the partition a Java producer would pick for the same key.
+A keyed record lands on the partition a Java producer would pick for the same key;
+a keyless one, with ``StickyPartitioner``, where Kafka's sticky partitioner would
+put it: on one partition until a batch is full, then on another.
 """
 
 from __future__ import annotations
 
 import importlib
+import random
+import threading
 from collections.abc import Callable
 
 from framework.errors import ConfigurationError
 
-__all__ = ["ACCELERATED", "murmur2", "partition_for", "to_positive", "utf8_key"]
+__all__ = [
+    "ACCELERATED",
+    "DEFAULT_BATCH_BYTES",
+    "StickyPartitioner",
+    "murmur2",
+    "partition_for",
+    "to_positive",
+    "utf8_key",
+]
 
 # Kafka's constants; any change moves every existing key to another partition.
 _SEED = 0x9747B28C
@@ -122,9 +134,73 @@ def partition_for(key: bytes | str, num_partitions: int) -> int:
             f"({key!r}); convert it to bytes first (a record without a key is not "
             "routed by key)"
         )
+    _check_partitions(num_partitions)
+    return to_positive(_hash(key)) % num_partitions
+
+
+#: Kafka's ``batch.size`` default: the bytes a keyless batch fills before the
+#: sticky partitioner moves on.
+DEFAULT_BATCH_BYTES = 16384
+
+
+def _check_partitions(num_partitions: int) -> None:
     if num_partitions < 1:
         raise ConfigurationError(
             f"num_partitions must be at least 1, got {num_partitions!r}; "
             "give the topic one or more partitions"
         )
-    return to_positive(_hash(key)) % num_partitions
+
+
+class StickyPartitioner:
+    """Kafka's sticky partitioner (KIP-480): a keyed record goes where
+    ``partition_for`` says; keyless records all go to one partition until they
+    fill ``batch_bytes``, then to another chosen at random among the others.
+    Keyless producers so make few full batches (one append and one fsync each)
+    rather than a small one per partition, and over many batches every
+    partition gets its share.
+
+    ``partition(key, size)`` is thread-safe; ``size`` is the record's bytes.
+    ``rng`` (default: a fresh ``random.Random``) makes the choice reproducible.
+    """
+
+    def __init__(
+        self,
+        num_partitions: int,
+        *,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        rng: random.Random | None = None,
+    ) -> None:
+        _check_partitions(num_partitions)
+        if batch_bytes < 1:
+            raise ConfigurationError(
+                f"batch_bytes must be at least 1, got {batch_bytes!r}"
+            )
+        self.num_partitions = num_partitions
+        self.batch_bytes = batch_bytes
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._current = self._rng.randrange(num_partitions)
+        self._filled = 0
+
+    def partition(self, key: bytes | str | None, size: int) -> int:
+        """The partition of a record of ``size`` bytes with ``key`` (None: no
+        key). A keyless record that fills the batch is its last: the next one
+        starts a batch on another partition."""
+        if key is not None:
+            return partition_for(key, self.num_partitions)
+        with self._lock:
+            partition = self._current
+            self._filled += size
+            if self._filled >= self.batch_bytes:
+                self._filled = 0
+                self._current = self._other(partition)
+            return partition
+
+    def _other(self, partition: int) -> int:
+        """A partition other than ``partition``, each as likely (the same one
+        when there is no other)."""
+        if self.num_partitions == 1:
+            return partition
+        # One of the n - 1 others, without a loop that redraws.
+        pick = self._rng.randrange(self.num_partitions - 1)
+        return pick if pick < partition else pick + 1
