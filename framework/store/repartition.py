@@ -8,10 +8,11 @@ wholly in one old partition, and each old partition is copied in offset order.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -20,7 +21,8 @@ from framework.errors import ConfigurationError, CorruptLogError
 from framework.files import sync_dir
 from framework.log.partitioner import partition_for
 from framework.log.ports import Log
-from framework.log.records import Record, is_void
+from framework.log.records import LogRecord, Record, is_void
+from framework.store.records import stamp_of
 
 __all__ = [
     "COPY_BATCH",
@@ -126,13 +128,14 @@ def copy_topic(
     """Create ``target`` with ``partitions`` partitions (the rest of its settings as
     ``source``'s) and copy every record of ``source`` into the partition of its key,
     as it is (key, value, headers, timestamp); records of aborted transactions are
-    left out. Each source partition is copied in offset order, so records of one
-    key keep their order. Returns the source's end offsets the copy went to.
+    left out. Returns the source's end offsets the copy went to.
 
     The caller keeps writers out of ``source`` meanwhile. ``target`` must not exist
     or be empty. Raises ``ConfigurationError`` for a record without a key (it has
     no partition to go to) and ``ConfigurationError`` if ``target`` holds records.
-    Records go to each new partition ``batch`` at a time; ``progress(copied)``
+    Records are taken in Lamport-stamp order across the source partitions (a
+    stream's order is kept: its stamps grow with its versions). Records go to
+    each new partition ``batch`` at a time; ``progress(copied)``
     is called after every batch appended.
     """
     config = attrs.evolve(log.topic_config(source), partitions=partitions)
@@ -155,35 +158,48 @@ def copy_topic(
         if progress is not None:
             progress(copied)
 
-    for source_partition, end in sorted(ends.items()):
-        offset = log.start_offset(source, source_partition)
-        while offset < end:
-            records = log.read(source, source_partition, offset, batch)
-            if not records:
-                break
-            for record in records:
-                if record.offset >= end:
-                    offset = end
-                    break
-                offset = record.offset + 1
-                if is_void(record):
-                    continue
-                if record.key is None:
-                    raise ConfigurationError(
-                        f"{source}/{source_partition} offset {record.offset} has "
-                        "no key, so its stream's partition is unknown: only "
-                        "keyed topics (the events topic) can be repartitioned"
-                    )
-                partition = partition_for(record.key, partitions)
-                pending[partition].append(
-                    Record(record.value, record.key, record.headers, record.timestamp)
-                )
-                if len(pending[partition]) >= batch:
-                    flush(partition)
+    # The source partitions merged by (Lamport stamp, partition, offset): each
+    # new partition then receives its events in stamp order, so its stamps grow
+    # along it as causal order needs, and a stream (in one source partition, its
+    # stamps growing with its versions) keeps its order.
+    merged = heapq.merge(
+        *(_stamped(log, source, p, end, batch) for p, end in sorted(ends.items()))
+    )
+    for _, source_partition, offset, record in merged:
+        if record.key is None:
+            raise ConfigurationError(
+                f"{source}/{source_partition} offset {offset} has no key, so its "
+                "stream's partition is unknown: only keyed topics (the events "
+                "topic) can be repartitioned"
+            )
+        partition = partition_for(record.key, partitions)
+        pending[partition].append(
+            Record(record.value, record.key, record.headers, record.timestamp)
+        )
+        if len(pending[partition]) >= batch:
+            flush(partition)
     for partition in range(partitions):
         if pending[partition]:
             flush(partition)
     return ends
+
+
+def _stamped(
+    log: Log, topic: str, partition: int, end: int, batch: int
+) -> Iterator[tuple[int, int, int, LogRecord]]:
+    """The records of one partition up to ``end`` as (stamp, partition, offset,
+    record), in offset order, without void records."""
+    offset = log.start_offset(topic, partition)
+    while offset < end:
+        records = log.read(topic, partition, offset, batch)
+        if not records:
+            return
+        for record in records:
+            if record.offset >= end:
+                return
+            offset = record.offset + 1
+            if not is_void(record):
+                yield stamp_of(record), partition, record.offset, record
 
 
 def current_events_topic(log_folder: Path, base: str) -> str:

@@ -15,6 +15,7 @@ from framework.log.backends.memory import MemoryLog
 from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for
 from framework.log.records import LogRecord, Record, is_void, void_record
+from framework.store.records import stamp_of, stream_version_of, to_record
 from framework.store.repartition import (
     SWITCH_FILE,
     TopicSwitch,
@@ -24,6 +25,7 @@ from framework.store.repartition import (
     read_switch,
     write_switch,
 )
+from framework.testing.store_contract import new_event
 
 
 class VoidingLog(MemoryLog):
@@ -49,7 +51,7 @@ record_lists = st.lists(
     st.tuples(
         st.sampled_from([b"a", b"b", b"stream-3", b"\xc3\xa9", b"x" * 40]),
         st.binary(max_size=8),
-        st.lists(st.tuples(st.sampled_from(["$m", "h"]), st.binary(max_size=4))),
+        st.lists(st.tuples(st.sampled_from(["$x", "h"]), st.binary(max_size=4))),
         st.integers(min_value=0, max_value=2**41),
     ),
     max_size=120,
@@ -157,3 +159,28 @@ def test_a_damaged_switch_is_refused_naming_its_file(tmp_path: Path) -> None:
     (tmp_path / SWITCH_FILE).write_text('{"format": 1, "base": "events"')
     with pytest.raises(CorruptLogError, match=SWITCH_FILE):
         read_switch(tmp_path)
+
+
+def test_each_new_partition_receives_its_events_in_stamp_order() -> None:
+    """Stamps grow along every new partition (as causal order needs), whatever
+    source partitions the events come from."""
+    log = MemoryLog()
+    log.create_topic("source", TopicConfig(partitions=3))
+    stamps = iter(range(1, 10_000))
+    versions: dict[bytes, int] = {}
+    for n in range(300):
+        key = f"s-{n % 40}".encode()
+        versions[key] = versions.get(key, 0) + 1
+        record = to_record(key, versions[key], new_event(), next(stamps))
+        log.append("source", partition_for(key, 3), [record])
+    copy_topic(log, "source", "target", 5, batch=7)
+    for part in _stored(log, "target"):
+        stamps_in = [stamp_of(r) for r in part]
+        assert stamps_in == sorted(stamps_in)
+    for key, count in versions.items():
+        got = [
+            r
+            for r in log.read("target", partition_for(key, 5), 0, 1000)
+            if r.key == key
+        ]
+        assert [stream_version_of(r)[1] for r in got] == list(range(1, count + 1))

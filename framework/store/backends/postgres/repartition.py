@@ -15,6 +15,7 @@ from psycopg import sql
 
 from framework.errors import ConfigurationError
 from framework.log.partitioner import partition_for
+from framework.store.backends.postgres.rows import STAMP_AT
 
 __all__ = ["TopicRow", "copy_rows", "lock_partitions", "switch_names", "topic_row"]
 
@@ -148,7 +149,9 @@ def copy_rows(
         sql.SQL(
             """INSERT INTO {records} (topic_id, partition, "offset", {columns})
             SELECT %(target)s, k.partition, row_number() OVER (
-                       PARTITION BY k.partition ORDER BY r.partition, r."offset"
+                       PARTITION BY k.partition
+                       ORDER BY substring(r.headers from {stamp_at} for 8),
+                                r.partition, r."offset"
                    ) - 1, {selected}
             FROM {records} AS r
             JOIN unnest(%(keys)s::bytea[], %(partitions)s::integer[])
@@ -156,6 +159,9 @@ def copy_rows(
             WHERE r.topic_id = %(source)s"""
         ).format(
             records=records,
+            # In Lamport-stamp order (the big-endian stamp compares as bytes),
+            # so that stamps grow along every new partition.
+            stamp_at=sql.Literal(STAMP_AT + 1),
             columns=sql.SQL(", ").join(columns),
             selected=sql.SQL(", ").join(sql.SQL("r.") + c for c in columns),
         ),

@@ -35,6 +35,8 @@ META_VALUE_AT = len(META_PREFIX) + 4
 #: (u16) after the event id.
 _SCHEMA_VERSION_AT = META_VALUE_AT + 4
 _STAMP_AT = META_VALUE_AT + 4 + 2
+#: Where a row's stamp starts in its headers (counted from 0).
+STAMP_AT = _STAMP_AT
 _NAME_LENGTH_AT = META_VALUE_AT + 4 + 2 + 8 + 16
 _NAME_AT = _NAME_LENGTH_AT + 2
 _new_tuple = tuple.__new__
