@@ -14,7 +14,7 @@ from framework.log.config import TopicConfig
 from framework.log.partitioner import partition_for, utf8_key
 from framework.log.ports import Log
 from framework.log.records import PartitionBatch, Record
-from framework.store.events import Appended, NewEvent, StoredEvent
+from framework.store.events import Appended, NewEvent, StoredEvent, least_first_stamp
 from framework.store.index import PartitionIndex
 from framework.store.limits import check_append, check_appends, check_versions
 from framework.store.ports import Sequencer, StreamAppend
@@ -82,14 +82,6 @@ def _learn_written(
             )
     written.append(base)
     turn.release()
-
-
-def _floor(events: Sequence[NewEvent]) -> int:
-    """The least stamp the first of ``events`` may get so that each gets at least
-    its own ``stamp`` (they are stamped one after another)."""
-    if len(events) == 1:
-        return events[0].stamp
-    return max(e.stamp - i for i, e in enumerate(events))
 
 
 #: One stream's part of a planned multi-stream append: (its index among the
@@ -221,7 +213,7 @@ class LogEventStore:
                             return found
                     end = index.next_offset
                     # Above the causes the caller gives and the partition's last.
-                    stamp = max(_floor(events), index.last_stamp + 1)
+                    stamp = max(least_first_stamp(events), index.last_stamp + 1)
                 if self._sequencer is not None:
                     stamp = max(stamp, self._sequencer.next_stamp())
                 if len(events) == 1:  # the usual save, without a comprehension
@@ -396,7 +388,7 @@ class LogEventStore:
                         results[i] = found
                         continue
             key = keys[i]
-            stamp = max(_floor(events), stamps[partition])
+            stamp = max(least_first_stamp(events), stamps[partition])
             if self._sequencer is not None:
                 stamp = max(stamp, self._sequencer.next_stamp())
             stamps[partition] = stamp + len(events)

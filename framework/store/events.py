@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from framework.store.position import Position
@@ -29,6 +29,14 @@ class NewEvent(NamedTuple):
     #: its command loaded or was caused by. The store raises it above the last
     #: stamp in the event's partition.
     stamp: int = 0
+
+
+def least_first_stamp(events: Sequence[NewEvent]) -> int:
+    """The least stamp the first of ``events`` may get so that each gets at least
+    its own ``stamp`` (a batch's events are stamped one after another)."""
+    if len(events) == 1:
+        return events[0].stamp
+    return max(e.stamp - i for i, e in enumerate(events))
 
 
 class StoredEvent(NamedTuple):

@@ -5,8 +5,6 @@ renames the topics; a busy partition refuses it, and a dry run changes nothing."
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,6 +17,7 @@ from tests.cli import cli_app
 from tests.cli.commands import APP, Started, cli
 from tests.cli.test_repartition import ENV, read_model, seed, streams
 from tests.conftest import database_url
+from tests.postgres.fixtures import until
 
 pytestmark = pytest.mark.postgres
 
@@ -139,15 +138,6 @@ def _blocked_on(schema: str, table: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _until(condition: Callable[[], object], what: str) -> Any:
-    """Poll ``condition`` until it holds (a server state has no event to wait on)."""
-    deadline = time.monotonic() + 120
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"{what} never happened"
-        time.sleep(0.01)
-    return found
-
-
 def _gone(pid: int) -> bool:
     with psycopg.connect(database_url()) as conn:
         row = conn.execute(
@@ -175,7 +165,7 @@ def test_sigkill_after_the_copy_leaves_the_store_on_its_old_topic(
             "--partitions", "16", "--yes", **ENV,
         )  # fmt: skip
         try:
-            pid = _until(
+            pid = until(
                 lambda: _blocked_on(schema, "topics"), "the command's rename wait"
             )
         finally:
@@ -184,7 +174,7 @@ def test_sigkill_after_the_copy_leaves_the_store_on_its_old_topic(
         # has the lock; end it first, so that nothing of it can commit.
         with psycopg.connect(database_url()) as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        _until(lambda: _gone(pid), "the killed command's backend to end")
+        until(lambda: _gone(pid), "the killed command's backend to end")
         holder.rollback()
     assert started.process.returncode == -9
     assert topics(schema) == topics_before

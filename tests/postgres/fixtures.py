@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.conftest import database_url
+
+T = TypeVar("T")
 
 _SESSION = secrets.token_hex(3)
 _numbers = itertools.count()
@@ -63,3 +67,15 @@ def closing() -> Iterator[list[Closer]]:
     yield closers
     for close in reversed(closers):
         close()
+
+
+def until(condition: Callable[[], T], what: str, seconds: float = 120) -> T:
+    """Poll a state of the server until ``condition`` returns something true, and
+    return it: a backend blocked on a lock or gone has no event to wait on. The
+    limit only ends a broken run."""
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+    return found

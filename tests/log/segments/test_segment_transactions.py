@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.errors import ConfigurationError
+from framework.errors import ConfigurationError, OffsetOutOfRangeError
 from framework.log.backends.segments import SegmentLog
 from framework.log.backends.segments import log as segment_log
 from framework.log.backends.segments.transactions import ABORTED_FILE
@@ -105,6 +105,9 @@ def test_readers_see_nothing_of_a_transaction_until_it_commits(
         assert [r.value for r in reader.read("t", 2, 0)] == [b"old"]
         assert reader.read("t", 2, 1) == []
         assert reader.end_offsets("t") == {0: 1, 1: 0, 2: 2}
+        with pytest.raises(OffsetOutOfRangeError):
+            reader.read_at("t", 2, [1])
+        assert reader.offset_for_time("t", 0, 0) is None
     go_on.set()
     writer.join()
     for reader in (log, other):

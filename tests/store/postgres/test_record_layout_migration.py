@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ from framework.store.limits import (
 from framework.store.records import META, to_stored_all
 from framework.testing.store_contract import new_event
 from tests.conftest import database_url
-from tests.postgres.fixtures import drop_schema, with_schema
+from tests.postgres.fixtures import drop_schema, until, with_schema
 from tests.postgres.shared_schema import (
     OldEvent,
     create_schema_at_store_2,
@@ -342,16 +341,6 @@ def _waiting_for_lock(conn: psycopg.Connection[Any], schema: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _until(found: Callable[[], Any], what: str) -> Any:
-    """Poll a condition on the server (not a timing guess) for up to a minute."""
-    deadline = time.monotonic() + 60
-    while (value := found()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
-    return value
-
-
 def test_a_migration_killed_midway_leaves_the_old_layout_to_migrate_again(
     schema: str,
 ) -> None:
@@ -379,7 +368,7 @@ def test_a_migration_killed_midway_leaves_the_old_layout_to_migrate_again(
                 env=dict(os.environ),
             )
             try:
-                backend = _until(
+                backend = until(
                     lambda: _waiting_for_lock(watcher, schema), "the migration's lock"
                 )
                 os.kill(migrating.pid, signal.SIGKILL)
@@ -390,7 +379,7 @@ def test_a_migration_killed_midway_leaves_the_old_layout_to_migrate_again(
                     migrating.wait()
             holder.rollback()
         # Its backend finds its client gone at the next command and rolls back.
-        _until(
+        until(
             lambda: watcher.execute(
                 "SELECT CASE WHEN count(*) = 0 THEN 1 END FROM pg_stat_activity "
                 "WHERE pid = %s",

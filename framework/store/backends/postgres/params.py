@@ -10,7 +10,7 @@ from typing import Any
 
 from framework.log.backends.postgres.headers import encode_user_headers
 from framework.store.backends.postgres.rows import event_headers_prefix
-from framework.store.events import NewEvent
+from framework.store.events import NewEvent, least_first_stamp
 from framework.store.records import meta_struct, pack_meta
 
 _NOTHING = struct.Struct("")
@@ -77,14 +77,6 @@ def events_headers(
     return out
 
 
-def _floor(events: Sequence[NewEvent]) -> int:
-    """The least stamp the first event may get so that each gets at least its
-    own ``stamp`` (they are stamped one after another)."""
-    if len(events) == 1:
-        return events[0].stamp
-    return max(e.stamp - i for i, e in enumerate(events))
-
-
 def _user_headers(headers: Mapping[str, str]) -> bytes:
     encoded = encode_user_headers(headers)
     assert encoded is not None  # not empty
@@ -118,7 +110,7 @@ def append_params(
     params = head_params(topic_id, stream_id, expected, partition)
     first = 0 if expected is None else expected + 1
     # The least first stamp: the statement raises it above the partition's last.
-    params["stamp"] = _floor(events)
+    params["stamp"] = least_first_stamp(events)
     if len(events) == 1:
         # Scalars, not arrays: dumping one-element arrays costs more than the
         # insert on the fast path of single-event saves.
